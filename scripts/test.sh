@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds virnucpro and runs the whole test suite (what CI runs).
+# Usage: bash scripts/test.sh          (installs Debian packages first; set VNP_SKIP_DEPS=1 to skip)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+if [ "${VNP_SKIP_DEPS:-0}" != 1 ]; then bash scripts/install-deps.sh; fi
+
+# 1. The release build and every test.
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j"$jobs"
+ctest --test-dir build -j"$jobs" --output-on-failure --timeout 600
+
+# 2. The parsers again under AddressSanitizer + UBSan (tests labelled "parser").
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DVIRNUCPRO_SANITIZE=ON -DVIRNUCPRO_BENCH=OFF
+cmake --build build-asan -j"$jobs"
+ctest --test-dir build-asan -j"$jobs" --output-on-failure -L parser --timeout 600

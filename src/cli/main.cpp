@@ -1,0 +1,74 @@
+// virnucpro: entry point. Parses the command line, runs one subcommand, and turns every
+// vnp::Error into one line on stderr and the exit code of SPEC.md §8.
+#include <algorithm>
+#include <iostream>
+#include <thread>
+
+#include "cli/command.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/version.h"
+
+namespace vnp::cli {
+
+std::vector<RegisteredCommand>& registered_commands() {
+  static std::vector<RegisteredCommand> commands;
+  return commands;
+}
+
+CommandRegistrar::CommandRegistrar(const char* name, CommandSetup setup) {
+  registered_commands().push_back({name, setup});
+}
+
+void add_global_options(CLI::App& sub, GlobalOptions& global) {
+  sub.add_option("--threads", global.threads, "CPU threads (default: all)")->check(CLI::NonNegativeNumber);
+  sub.add_option("--log-level", global.log_level, "trace, debug, info, warn, error or off")
+      ->capture_default_str();
+  sub.add_flag("--quiet,-q", global.quiet, "Only warnings and errors");
+}
+
+int thread_count(const GlobalOptions& global) {
+  if (global.threads > 0) return global.threads;
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+}  // namespace vnp::cli
+
+int main(int argc, char** argv) {
+  using namespace vnp;
+  CLI::App app{"virnucpro: viral / non-viral classification of DNA sequences (VirNucPro in C++)"};
+  app.set_version_flag("--version", std::string("virnucpro ") + kVersion);
+  app.require_subcommand(1);
+  cli::GlobalOptions global;
+  cli::add_global_options(app, global);
+
+  auto& commands = cli::registered_commands();
+  std::sort(commands.begin(), commands.end(), [](auto& a, auto& b) { return a.name < b.name; });
+  std::vector<std::pair<CLI::App*, cli::CommandAction>> actions;
+  for (auto& c : commands) {
+    auto action = c.setup(app, global);
+    CLI::App* sub = app.get_subcommands({}).back();
+    cli::add_global_options(*sub, global);
+    actions.emplace_back(sub, std::move(action));
+  }
+
+  try {
+    app.parse(argc, argv);
+    log::init(global.log_level, global.quiet);
+    for (auto& [sub, action] : actions)
+      if (sub->parsed()) action();
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; every other parse error is a usage error (SPEC.md §8).
+    return app.exit(e) == 0 ? 0 : static_cast<int>(ExitCode::kUsage);
+  } catch (const Error& e) {
+    std::cerr << "virnucpro: error: " << e.what() << '\n';
+    return static_cast<int>(e.code());
+  } catch (const std::bad_alloc&) {
+    std::cerr << "virnucpro: error: out of host memory\n";
+    return static_cast<int>(ExitCode::kDevice);
+  } catch (const std::exception& e) {
+    std::cerr << "virnucpro: error: " << e.what() << '\n';
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,39 @@
+#pragma once
+// Helpers shared by the tests: test data paths, scratch directories, running the program.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace vnp::test {
+
+// tests/data/<relative>.
+std::filesystem::path data_path(const std::string& relative);
+
+// Whole file as a string; fails the test if it cannot be read.
+std::string read_file(const std::filesystem::path& path);
+void write_file(const std::filesystem::path& path, const std::string& content);
+
+// A fresh directory under the system temp dir, removed when the object goes away.
+class ScratchDir {
+ public:
+  ScratchDir();
+  ~ScratchDir();
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// Runs the virnucpro program with `args` (and optional stdin file), capturing its output.
+RunResult run_virnucpro(const std::vector<std::string>& args, const std::string& stdin_file = "");
+
+}  // namespace vnp::test
