@@ -12,7 +12,9 @@
 namespace vnp::test {
 namespace fs = std::filesystem;
 
-fs::path data_path(const std::string& relative) { return fs::path(VNP_TEST_DATA) / relative; }
+fs::path data_path(const std::string& relative) {
+  return fs::path(VNP_TEST_DATA) / relative;
+}
 
 std::string read_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);

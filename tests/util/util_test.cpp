@@ -8,8 +8,12 @@
 namespace vnp {
 
 TEST(Env, BoolAcceptsTrueFalseOneZero) {
-  for (auto [value, expected] : {std::pair{"true", true}, {"TRUE", true}, {"1", true}, {"false", false},
-                                 {"False", false}, {"0", false}}) {
+  for (auto [value, expected] : {std::pair{"true", true},
+                                 {"TRUE", true},
+                                 {"1", true},
+                                 {"false", false},
+                                 {"False", false},
+                                 {"0", false}}) {
     ::setenv("VNP_TEST_BOOL", value, 1);
     EXPECT_EQ(env::get_bool("VNP_TEST_BOOL"), expected) << value;
   }
@@ -41,6 +45,40 @@ TEST(Cli, VersionAndHelp) {
 TEST(Cli, UnknownOptionIsUsageError) {
   auto r = test::run_virnucpro({"--no-such-option"});
   EXPECT_EQ(r.exit_code, 2);
+}
+
+}  // namespace vnp
+
+#include <bit>
+#include <cstdint>
+#include <fstream>
+#include <sstream>
+
+#include "util/float_format.h"
+
+namespace vnp {
+
+// Every row of numpy's own output (golden/float32_repr.tsv: bits -> str(numpy.float32)).
+TEST(FloatFormat, MatchesNumpyFloat32Str) {
+  std::ifstream in(test::data_path("golden/float32_repr.tsv"));
+  ASSERT_TRUE(in.good());
+  std::string line;
+  int rows = 0;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    const auto tab = line.find('\t');
+    const uint32_t bits = static_cast<uint32_t>(std::stoul(line.substr(0, tab), nullptr, 16));
+    const float x = std::bit_cast<float>(bits);
+    EXPECT_EQ(format_float32_numpy(x), line.substr(tab + 1)) << "bits " << line.substr(0, tab);
+    ++rows;
+  }
+  EXPECT_GT(rows, 900);
+}
+
+TEST(FloatFormat, ShortestRoundTrips) {
+  for (float x : {0.1f, 1.0f / 3.0f, -2.5e-7f, 3.4028235e38f}) {
+    EXPECT_EQ(std::stof(format_float32_shortest(x)), x);
+  }
 }
 
 }  // namespace vnp
