@@ -1,0 +1,53 @@
+#pragma once
+// The result files of `predict` (SPEC.md §4), as pure formatting over scored frames:
+// prediction_results.txt rows, the per-chunk consensus (highestscore.csv) and sequence_summary.tsv.
+#include <cstddef>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace vnp::pipeline {
+
+struct FrameScore {
+  std::string frame_id;  // chunk id + suffix (F1..F3, R1..R3)
+  float score1 = 0;      // P(others)
+  float score2 = 0;      // P(virus)
+};
+
+struct ChunkScores {
+  std::string chunk_id;            // {record id}_chunk_{k}
+  std::vector<FrameScore> frames;  // the chunk's scored frames, in frame order
+};
+
+// Everything scored for one input record, in input order.
+struct RecordScores {
+  std::string id;
+  std::size_t length = 0;
+  std::size_t num_chunks = 0;       // chunks made from the record (scored or not)
+  std::vector<ChunkScores> chunks;  // chunks with at least one scored frame
+};
+
+// One row of prediction_results_highestscore.csv.
+struct ChunkCall {
+  std::string chunk_id;   // Modified_ID
+  bool is_virus = false;  // max(score2) >= max(score1) over the chunk's frames
+  float max_score1 = 0;
+  float max_score2 = 0;
+};
+
+ChunkCall call_chunk(const ChunkScores& chunk);
+
+// prediction_results.txt: header, then one row per frame (Prediction = virus iff score2 > score1).
+void write_prediction_header(std::ostream& out);
+void write_prediction_rows(std::ostream& out, const RecordScores& record);
+
+// prediction_results_highestscore.csv (tab-separated): rows sorted by Modified_ID in byte order;
+// chunks that share an ID (duplicate input IDs) stay separate rows, in input order.
+void sort_chunk_calls(std::vector<ChunkCall>& calls);
+void write_highestscore(std::ostream& out, const std::vector<ChunkCall>& sorted_calls);
+
+// sequence_summary.tsv: one row per input record.
+void write_summary_header(std::ostream& out);
+void write_summary_row(std::ostream& out, const RecordScores& record);
+
+}  // namespace vnp::pipeline

@@ -1,0 +1,95 @@
+#include "pipeline/results.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <sstream>
+
+#include "test_util.h"
+
+namespace vnp::pipeline {
+namespace {
+
+std::vector<std::vector<std::string>> read_tsv(const std::string& text) {
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> fields;
+    std::istringstream ls(line);
+    std::string f;
+    while (std::getline(ls, f, '\t')) fields.push_back(f);
+    rows.push_back(fields);
+  }
+  return rows;
+}
+
+}  // namespace
+
+// The original's consensus (pandas groupby over ID[:-2], sorted IDs) on its own prediction file.
+TEST(Results, ConsensusMatchesOriginal) {
+  auto preds = read_tsv(test::read_file(test::data_path("golden/agg.prediction_results.txt")));
+  std::map<std::string, ChunkScores> chunks;
+  for (size_t i = 1; i < preds.size(); ++i) {
+    const auto& r = preds[i];
+    const std::string chunk_id = r[0].substr(0, r[0].size() - 2);
+    chunks[chunk_id].chunk_id = chunk_id;
+    chunks[chunk_id].frames.push_back({r[0], std::stof(r[2]), std::stof(r[3])});
+  }
+  std::vector<ChunkCall> calls;
+  for (auto& [id, c] : chunks) calls.push_back(call_chunk(c));
+  sort_chunk_calls(calls);
+  std::ostringstream out;
+  write_highestscore(out, calls);
+
+  auto ours = read_tsv(out.str());
+  auto golden = read_tsv(test::read_file(test::data_path("golden/agg.highestscore.csv")));
+  ASSERT_EQ(ours.size(), golden.size());
+  EXPECT_EQ(ours[0][0], "Modified_ID");
+  EXPECT_EQ(ours[0][1], "Is_Virus");
+  for (size_t i = 0; i < golden.size(); ++i) {
+    EXPECT_EQ(ours[i][0], golden[i][0]) << "row " << i;
+    EXPECT_EQ(ours[i][1], golden[i][1]) << golden[i][0];
+  }
+}
+
+TEST(Results, TieRules) {
+  // Per frame a tie is "others"; per chunk a tie is virus (the original's argmax and >= rules).
+  RecordScores rec{"r", 300, 1, {{"r_chunk_1", {{"r_chunk_1F1", 0.5f, 0.5f}}}}};
+  std::ostringstream rows;
+  write_prediction_rows(rows, rec);
+  EXPECT_EQ(rows.str(), "r_chunk_1F1\tothers\t0.5\t0.5\n");
+  EXPECT_TRUE(call_chunk(rec.chunks[0]).is_virus);
+}
+
+TEST(Results, SortIsByteOrderAndKeepsDuplicatesApart) {
+  std::vector<ChunkCall> calls = {{"seq_2_chunk_1", true, 0.1f, 0.9f},
+                                  {"seq_10_chunk_1", false, 0.9f, 0.1f},
+                                  {"X_chunk_1", true, 0.2f, 0.8f},
+                                  {"seq_10_chunk_1", true, 0.3f, 0.7f}};
+  sort_chunk_calls(calls);
+  EXPECT_EQ(calls[0].chunk_id, "X_chunk_1");
+  EXPECT_EQ(calls[1].chunk_id, "seq_10_chunk_1");
+  EXPECT_FALSE(calls[1].is_virus);  // input order among equal IDs
+  EXPECT_TRUE(calls[2].is_virus);
+  EXPECT_EQ(calls[3].chunk_id, "seq_2_chunk_1");
+}
+
+TEST(Results, SummaryRows) {
+  RecordScores viral{
+      "a",
+      1000,
+      3,
+      {{"a_chunk_1", {{"a_chunk_1F1", 0.2f, 0.8f}}}, {"a_chunk_2", {{"a_chunk_2R1", 0.6f, 0.4f}}}}};
+  RecordScores none{"b", 2, 1, {}};
+  std::ostringstream out;
+  write_summary_header(out);
+  write_summary_row(out, viral);
+  write_summary_row(out, none);
+  EXPECT_EQ(out.str(),
+            "seq_id\tlength\tchunks\tscored_chunks\tviral_chunks\tviral_fraction\tmax_score_1\tcall\n"
+            "a\t1000\t3\t2\t1\t0.5\t0.8\tvirus\n"
+            "b\t2\t1\t0\t0\tNA\tNA\tno_valid_frame\n");
+}
+
+}  // namespace vnp::pipeline
