@@ -82,3 +82,17 @@ TEST(FloatFormat, ShortestRoundTrips) {
 }
 
 }  // namespace vnp
+
+#include "util/sha256.h"
+
+namespace vnp {
+
+TEST(Sha256, KnownVectors) {
+  EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  test::ScratchDir dir;
+  test::write_file(dir / "abc", "abc");
+  EXPECT_EQ(sha256_file_hex(dir / "abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_THROW(sha256_file_hex(dir / "missing"), InputError);
+}
+
+}  // namespace vnp
