@@ -14,6 +14,7 @@ struct GlobalOptions {
   int threads = 0;  // 0 = all hardware threads
   std::string log_level = "info";
   bool quiet = false;
+  std::string command_line;  // argv joined by spaces, for run.json
 };
 
 // Adds one subcommand to `app` and returns the action that runs it; main() calls the action

@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("virnucpro ") + kVersion);
   app.require_subcommand(1);
   cli::GlobalOptions global;
+  for (int i = 0; i < argc; ++i) global.command_line += (i ? " " : "") + std::string(argv[i]);
   cli::add_global_options(app, global);
 
   auto& commands = cli::registered_commands();

@@ -1,0 +1,99 @@
+// virnucpro predict: classify sequences (SPEC.md §1, §4).
+#include <sstream>
+
+#include "cli/command.h"
+#include "io/output_names.h"
+#include "pipeline/predict.h"
+#include "util/env.h"
+#include "util/error.h"
+#include "weights/discovery.h"
+
+namespace vnp::cli {
+namespace {
+
+struct PredictArgs {
+  pipeline::PredictOptions options;
+  std::vector<std::string> inputs;
+  std::string output_dir, esm_model, dnabert_model, classifier, shard;
+  int expected_length = 0;
+  bool v1_attention = false, no_packing = false;
+};
+
+pipeline::Shard parse_shard(const std::string& text) {
+  pipeline::Shard s;
+  char slash = 0;
+  std::istringstream in(text);
+  if (!(in >> s.index >> slash >> s.count) || slash != '/' || !in.eof() || s.count < 1 || s.index < 0 ||
+      s.index >= s.count)
+    throw UsageError("--shard '" + text + "': expected I/N with 0 <= I < N");
+  return s;
+}
+
+std::optional<std::filesystem::path> flag_path(const std::string& value) {
+  if (value.empty()) return std::nullopt;
+  return std::filesystem::path(value);
+}
+
+// Flags beat their environment variables (SPEC §1).
+pipeline::PredictOptions resolve(PredictArgs& a, const GlobalOptions& global) {
+  pipeline::PredictOptions o = a.options;
+  for (const auto& in : a.inputs) o.inputs.emplace_back(in);
+  o.chunk_size = a.expected_length > 0 ? a.expected_length : o.model_type;
+  o.output_dir = a.output_dir.empty()
+                     ? std::filesystem::path(io::input_stem(o.inputs.front().string()) + "_predictions")
+                     : std::filesystem::path(a.output_dir);
+  o.v1_attention = a.v1_attention || env::get_bool("VIRNUCPRO_V1_ATTENTION").value_or(false);
+  o.packing = !(a.no_packing || env::get_bool("VIRNUCPRO_DISABLE_PACKING").value_or(false));
+  if (o.precision == "auto" && env::get_bool("VIRNUCPRO_DISABLE_FP16").value_or(false)) o.precision = "fp32";
+  if (!a.shard.empty()) o.shard = parse_shard(a.shard);
+  if (o.resume && o.force) throw UsageError("--resume and --force exclude each other");
+  o.threads = thread_count(global);
+  o.command_line = global.command_line;
+  // Models are found before any compute, so a missing one fails at once.
+  o.esm_model = weights::find_model(weights::ModelKind::Esm2, flag_path(a.esm_model)).path;
+  o.dnabert_model = weights::find_model(weights::ModelKind::Dnabert, flag_path(a.dnabert_model)).path;
+  o.classifier = weights::find_model(o.model_type == 300 ? weights::ModelKind::Classifier300
+                                                         : weights::ModelKind::Classifier500,
+                                     flag_path(a.classifier))
+                     .path;
+  return o;
+}
+
+CommandAction setup(CLI::App& app, const GlobalOptions& global) {
+  auto* sub = app.add_subcommand("predict", "Classify sequences as viral or not (the full pipeline)");
+  auto a = std::make_shared<PredictArgs>();
+  auto& o = a->options;
+  sub->add_option("INPUT", a->inputs, "FASTA/FASTQ (plain, gzip, bgzip; - for stdin) or SAM/BAM/CRAM")
+      ->required();
+  sub->add_option("-o,--output", a->output_dir, "Output folder (default: {input stem}_predictions)");
+  sub->add_option("-m,--model-type", o.model_type, "Chunk size and classifier: 300 or 500")
+      ->check(CLI::IsMember({300, 500}))
+      ->capture_default_str();
+  sub->add_option("--expected-length", a->expected_length, "Chunk size override (the original's option)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--esm-model", a->esm_model,
+                  "ESM-2 model: file or folder (else VIRNUCPRO_ESM_MODEL, caches)");
+  sub->add_option("--dnabert-model", a->dnabert_model,
+                  "DNABERT-S folder (else VIRNUCPRO_DNABERT_MODEL, caches)");
+  sub->add_option("--classifier", a->classifier, "Classifier .pth (else VIRNUCPRO_CLASSIFIER_300/_500)");
+  sub->add_option("--device", o.device, "auto, cpu, cuda or cuda:0,1")->capture_default_str();
+  sub->add_option("--precision", o.precision, "auto, fp32, fp16, bf16 or fp8")
+      ->check(CLI::IsMember({"auto", "fp32", "fp16", "bf16", "fp8"}))
+      ->capture_default_str();
+  sub->add_flag("--v1-attention", a->v1_attention, "ESM-2 attention the v1.0 way (padded, explicit)");
+  sub->add_flag("--no-packing", a->no_packing, "Padded batches instead of packed ones");
+  sub->add_option("--token-budget", o.token_budget, "Tokens per encoder batch (default: per device)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_flag("--resume", o.resume, "Continue an interrupted run in the same output folder");
+  sub->add_flag("--force", o.force, "Start over, discarding an earlier run in the output folder");
+  sub->add_option("--shard", a->shard, "Score only records with index = I (mod N)");
+  sub->add_flag("--keep-intermediate", o.keep_intermediate,
+                "Also write the chunked and identified FASTA files");
+  sub->add_flag("--save-embeddings", o.save_embeddings, "Also write embeddings.h5");
+  return [a, &global] { pipeline::run_predict(resolve(*a, global)); };
+}
+
+VNP_REGISTER_COMMAND("predict", setup);
+
+}  // namespace
+}  // namespace vnp::cli

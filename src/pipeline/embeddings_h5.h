@@ -1,0 +1,35 @@
+#pragma once
+// embeddings.h5 (SPEC §4 --save-embeddings, and `embed -o FILE.h5`): a string dataset `ids` and one
+// float32 [n, width] dataset per named matrix, appended row block by row block, written to a temporary
+// name and renamed into place by commit().
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace vnp::pipeline {
+
+class EmbeddingsH5Writer {
+ public:
+  // One float32 dataset per (name, width), e.g. {{"dnabert", 768}, {"esm", 2560}}.
+  EmbeddingsH5Writer(std::filesystem::path final_path,
+                     std::vector<std::pair<std::string, std::int64_t>> matrices);
+  ~EmbeddingsH5Writer();
+  EmbeddingsH5Writer(const EmbeddingsH5Writer&) = delete;
+  EmbeddingsH5Writer& operator=(const EmbeddingsH5Writer&) = delete;
+
+  // Appends rows: ids.size() rows, matrix i given as ids.size() * width_i floats, row-major.
+  void append(const std::vector<std::string>& ids, const std::vector<const float*>& rows);
+  void commit();
+
+ private:
+  void close();
+
+  std::filesystem::path final_path_, temp_path_;
+  std::vector<std::pair<std::string, std::int64_t>> matrices_;
+  std::int64_t file_ = -1;
+  std::int64_t rows_ = 0;
+  bool committed_ = false;
+};
+
+}  // namespace vnp::pipeline

@@ -1,0 +1,47 @@
+#pragma once
+// run.json (SPEC §4): version, command line, settings, model files with sizes and SHA-256, device,
+// counts and stage timings of one `predict` run.
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "pipeline/predict.h"
+
+namespace vnp::pipeline {
+
+struct RunCounters {
+  std::uint64_t records = 0;
+  std::uint64_t chunks = 0;
+  std::uint64_t frames = 0;  // scored frames
+  std::uint64_t dnabert_tokens = 0;
+  std::uint64_t esm_tokens = 0;
+};
+
+class RunInfo {
+ public:
+  explicit RunInfo(const PredictOptions& options) : options_(options) {}
+
+  // Records the seconds since `since` under `name`.
+  void add_stage(const std::string& name, std::chrono::steady_clock::time_point since);
+  // Writes run.json atomically.
+  void write(const std::filesystem::path& path, const std::string& device) const;
+
+  RunCounters counters;
+
+ private:
+  const PredictOptions& options_;
+  std::vector<std::pair<std::string, double>> stages_;
+};
+
+// Regular files of a model (the file itself, or every file of a model folder) with size and SHA-256.
+// Hashes are cached by path, size and modification time, so a multi-GB model is hashed once.
+struct ModelFile {
+  std::string path;
+  std::uintmax_t size = 0;
+  std::string sha256;
+};
+std::vector<ModelFile> describe_model_files(const std::filesystem::path& model);
+
+}  // namespace vnp::pipeline
