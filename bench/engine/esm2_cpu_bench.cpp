@@ -1,0 +1,168 @@
+// ESM-2 CPU throughput (tokens/s) for the small64 fixture and for a random model of the
+// esm2_t12_35M shape (12 layers, hidden 480, 20 heads, FFN 1920), on proteins of VirNucPro's
+// typical length (166 aa = a 500 bp chunk frame). Each figure is printed next to baselines
+// measured in the same run:
+//   - the same forward pass with one thread (the parallel speedup),
+//   - the v1.0 padded attention path (what --v1-attention costs),
+//   - GEMM throughput of our tiled OpenBLAS path vs a naive triple loop on one layer's fc1 shape.
+// Usage: bench_esm2_cpu [threads] [seconds per measurement]
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/ops.h"
+#include "engine/thread_pool.h"
+#include "models/esm2.h"
+#include "tokenize/esm_alphabet.h"
+#include "weights/state_dict.h"
+
+namespace {
+
+using vnp::engine::PackedBatch;
+using vnp::models::Esm2;
+using vnp::models::Esm2Config;
+using Clock = std::chrono::steady_clock;
+
+// A random ESM-2 of the given size, with the published fp16-rounded rotary frequencies.
+std::shared_ptr<const vnp::weights::StateDict> random_esm2(const Esm2Config& c, std::uint32_t seed) {
+  auto storage = std::make_shared<std::vector<std::vector<float>>>();
+  auto sd = std::make_shared<vnp::weights::StateDict>("random_esm2", "generated");
+  std::mt19937 rng(seed);
+  auto add = [&](const std::string& name, std::vector<std::int64_t> shape, float scale, float offset = 0.0f) {
+    std::int64_t n = 1;
+    for (auto d : shape) n *= d;
+    std::normal_distribution<float> dist(offset, scale);
+    std::vector<float> v(static_cast<std::size_t>(n));
+    for (auto& x : v) x = dist(rng);
+    storage->push_back(std::move(v));
+    const auto& data = storage->back();
+    vnp::weights::Tensor t;
+    t.shape = shape;
+    t.data = reinterpret_cast<const std::byte*>(data.data());
+    t.nbytes = data.size() * sizeof(float);
+    sd->add(name, t);
+  };
+  const std::int64_t d = c.hidden, f = c.intermediate;
+  add("embed_tokens.weight", {c.vocab_size, d}, 1.0f);
+  for (int i = 0; i < c.num_layers; ++i) {
+    std::string p = "layers." + std::to_string(i) + ".";
+    for (const char* ln : {"self_attn_layer_norm", "final_layer_norm"}) {
+      add(p + ln + ".weight", {d}, 0.1f, 1.0f);
+      add(p + ln + ".bias", {d}, 0.1f);
+    }
+    for (const char* proj : {"q_proj", "k_proj", "v_proj", "out_proj"}) {
+      add(p + "self_attn." + proj + ".weight", {d, d}, 1.0f / std::sqrt(static_cast<float>(d)));
+      add(p + "self_attn." + proj + ".bias", {d}, 0.02f);
+    }
+    add(p + "fc1.weight", {f, d}, 1.0f / std::sqrt(static_cast<float>(d)));
+    add(p + "fc1.bias", {f}, 0.02f);
+    add(p + "fc2.weight", {d, f}, 1.0f / std::sqrt(static_cast<float>(f)));
+    add(p + "fc2.bias", {d}, 0.02f);
+  }
+  add("emb_layer_norm_after.weight", {d}, 0.1f, 1.0f);
+  add("emb_layer_norm_after.bias", {d}, 0.1f);
+  sd->keep_alive(storage);
+  return sd;
+}
+
+std::vector<std::vector<std::int32_t>> random_proteins(int count, int length, std::uint32_t seed) {
+  static const std::string kAmino = "ACDEFGHIKLMNPQRSTVWY";
+  std::mt19937 rng(seed);
+  vnp::tokenize::EsmAlphabet alphabet;
+  std::vector<std::vector<std::int32_t>> out;
+  for (int i = 0; i < count; ++i) {
+    std::string p;
+    for (int j = 0; j < length; ++j) p += kAmino[rng() % kAmino.size()];
+    out.push_back(alphabet.encode(p));
+  }
+  return out;
+}
+
+// Repeats fn until `seconds` have passed (at least twice); returns the runs per second.
+template <typename Fn>
+double runs_per_second(Fn fn, double seconds) {
+  fn();  // warm-up: page in weights, size buffers
+  int runs = 0;
+  auto start = Clock::now();
+  double elapsed = 0;
+  while (runs < 2 || elapsed < seconds) {
+    fn();
+    ++runs;
+    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  }
+  return runs / elapsed;
+}
+
+double gflop_per_token(const Esm2Config& c, int tokens_per_seq) {
+  double d = c.hidden, linear = 2.0 * (4 * d * d + 2 * d * c.intermediate) * c.num_layers;
+  double attention = 4.0 * d * c.num_layers * tokens_per_seq;
+  return (linear + attention) / 1e9;
+}
+
+void bench_model(const char* name, Esm2 model, int threads, double seconds) {
+  const int length = 166, count = 48;  // 48 x 168 tokens = 8064 tokens per batch
+  PackedBatch batch = PackedBatch::pack(random_proteins(count, length, 7));
+  const double tokens = static_cast<double>(batch.total_tokens());
+  auto forward = [&] { model.embed(batch); };
+  vnp::engine::set_num_threads(threads);
+  double ours = runs_per_second(forward, seconds) * tokens;
+  model.set_v1_attention(true);
+  double v1 = runs_per_second(forward, seconds) * tokens;
+  model.set_v1_attention(false);
+  vnp::engine::set_num_threads(1);
+  double single = runs_per_second(forward, seconds) * tokens;
+  const double gf = gflop_per_token(model.config(), length + 2);
+  std::printf("%s (%s), %d x %d-aa proteins per batch:\n", name, model.config().describe().c_str(), count, length);
+  std::printf("  packed, %2d threads : %10.0f tokens/s  (%6.1f GFLOP/s)\n", threads, ours, ours * gf);
+  std::printf("  baseline, 1 thread : %10.0f tokens/s  (%6.1f GFLOP/s)   ratio %.2fx\n", single, single * gf,
+              ours / single);
+  std::printf("  v1 padded, %2d thr. : %10.0f tokens/s                     ratio %.2fx\n", threads, v1, ours / v1);
+}
+
+// Our GEMM (tiled OpenBLAS, all threads) vs a naive i-j-k triple loop, on fc1's shape.
+void bench_gemm(int threads, double seconds) {
+  const std::int64_t m = 1024, k = 480, n = 1920;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> dist;
+  std::vector<float> a(static_cast<std::size_t>(m * k)), b(static_cast<std::size_t>(n * k)), c(static_cast<std::size_t>(m * n));
+  for (auto& x : a) x = dist(rng);
+  for (auto& x : b) x = dist(rng);
+  auto x = vnp::engine::Tensor::from_floats(a, {m, k});
+  auto w = vnp::engine::Tensor::from_floats(b, {n, k});
+  vnp::engine::set_num_threads(threads);
+  double ours = runs_per_second([&] { vnp::engine::ops::linear(x, w); }, seconds);
+  double naive = runs_per_second(
+      [&] {
+        for (std::int64_t i = 0; i < m; ++i)
+          for (std::int64_t j = 0; j < n; ++j) {
+            float s = 0;
+            for (std::int64_t p = 0; p < k; ++p) s += a[static_cast<std::size_t>(i * k + p)] * b[static_cast<std::size_t>(j * k + p)];
+            c[static_cast<std::size_t>(i * n + j)] = s;
+          }
+      },
+      seconds);
+  const double gflop = 2.0 * m * n * k / 1e9;
+  std::printf("GEMM %ldx%ldx%ld: ours (%d threads) %.1f GFLOP/s, naive triple loop (1 thread) %.1f GFLOP/s, ratio %.1fx\n",
+              static_cast<long>(m), static_cast<long>(n), static_cast<long>(k), threads, ours * gflop, naive * gflop,
+              ours / naive);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int threads = argc > 1 ? std::atoi(argv[1]) : static_cast<int>(std::thread::hardware_concurrency());
+  double seconds = argc > 2 ? std::atof(argv[2]) : 3.0;
+  std::printf("bench_esm2_cpu: %d threads, %u hardware threads, >= %.1f s per figure\n", threads,
+              std::thread::hardware_concurrency(), seconds);
+  bench_model("esm2_small64 fixture", Esm2::load(std::string(ESM2_BENCH_DATA) + "/esm2_small64"), threads, seconds);
+  Esm2Config c35m{12, 480, 20, 1920, 33, 1e-5f, true};
+  bench_model("random esm2_t12_35M shape", Esm2::from_state_dict(random_esm2(c35m, 1), c35m), threads, seconds);
+  bench_gemm(threads, seconds);
+  return 0;
+}

@@ -1,0 +1,312 @@
+// ESM-2 GPU throughput and accuracy at full size (issue 7). Usage, on the GPU machine:
+//
+//   bench_esm_gpu --model DIR --proteins DIR --write-proteins     # random proteins, one FASTA per length
+//   python3 tools/esm_hf_baseline.py --model DIR --proteins DIR ...  # the baseline: DIR/hf_<len>.json
+//   bench_esm_gpu --model DIR --proteins DIR [--profile]           # ours, printed next to the baseline
+//
+// DIR (--model) is a Hugging Face ESM-2 folder (tools/esm_reference.py --preset 3B makes a random one
+// with reference.json: Hugging Face fp32 means of a few proteins). Reported, per protein length:
+// tokens/s (every token of the forward pass, BOS and EOS included: length + 2 per protein), proteins/s,
+// MFU = real FLOPs (reference/models.md §6, no padding, no LM head) / time / dense peak of the
+// precision, the baseline's tokens/s and the ratio. Then the accuracy of fp32/fp16/bf16 vs the
+// reference, the cuBLASLt ceiling on the model's own GEMM shapes, and (--profile) GPU time per op.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "engine/cuda/cuda_backend.h"
+#include "engine/ops.h"
+#include "models/esm2.h"
+#include "tokenize/esm_alphabet.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using vnp::engine::Device;
+using vnp::engine::DType;
+using vnp::engine::PackedBatch;
+using vnp::engine::Tensor;
+using vnp::models::Esm2;
+using Clock = std::chrono::steady_clock;
+namespace ops = vnp::engine::ops;
+namespace cuda = vnp::engine::cuda;
+
+constexpr double kPeakDenseHalf = 989e12;  // H100/H200 SXM bf16/fp16 dense tensor peak (spec sheet)
+constexpr double kPeakFp32 = 67e12;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+fs::path fasta_path(const fs::path& dir, int length) {
+  return dir / ("proteins_" + std::to_string(length) + ".faa");
+}
+
+// Random proteins over the 20 standard residues, a fixed seed per length (so reruns use the same set).
+void write_proteins(const fs::path& dir, int length, int count) {
+  static const char kResidues[] = "ACDEFGHIKLMNPQRSTVWY";
+  std::mt19937 rng(static_cast<std::uint32_t>(length));
+  std::uniform_int_distribution<int> pick(0, 19);
+  std::ofstream out(fasta_path(dir, length));
+  for (int i = 0; i < count; ++i) {
+    std::string p(static_cast<std::size_t>(length), 'A');
+    for (auto& c : p) c = kResidues[pick(rng)];
+    out << ">p" << i << "\n" << p << "\n";
+  }
+}
+
+std::vector<std::string> read_proteins(const fs::path& file) {
+  std::ifstream in(file);
+  if (!in) throw std::runtime_error("cannot read " + file.string() + " (run with --write-proteins first)");
+  std::vector<std::string> out;
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty() && line[0] != '>') out.push_back(line);
+  return out;
+}
+
+// Linear FLOPs 5.6623e9/token for 3B in general 24·D²·L, attention 4·D·L·T per token (models.md §1.1).
+double forward_flops(const vnp::models::Esm2Config& c, const std::vector<std::int64_t>& lengths) {
+  const double d = c.hidden, l = c.num_layers, f = c.intermediate;
+  double total = 0;
+  for (auto t : lengths)
+    total += (2.0 * (4 * d * d + 2 * d * f) * l + 4.0 * d * l * static_cast<double>(t)) * t;
+  return total;
+}
+
+// Token-budget batches of consecutive proteins (all of one length here, so no sorting is needed).
+std::vector<PackedBatch> make_batches(const std::vector<std::string>& proteins, std::int64_t budget) {
+  vnp::tokenize::EsmAlphabet alphabet;
+  std::vector<PackedBatch> batches;
+  std::vector<std::vector<std::int32_t>> pending;
+  std::int64_t tokens = 0;
+  for (const auto& p : proteins) {
+    auto ids = alphabet.encode(p);
+    if (!pending.empty() && tokens + static_cast<std::int64_t>(ids.size()) > budget) {
+      batches.push_back(PackedBatch::pack(pending, Device::cuda(0)));
+      pending.clear();
+      tokens = 0;
+    }
+    tokens += static_cast<std::int64_t>(ids.size());
+    pending.push_back(std::move(ids));
+  }
+  if (!pending.empty()) batches.push_back(PackedBatch::pack(pending, Device::cuda(0)));
+  return batches;
+}
+
+struct Throughput {
+  double seconds = 0, tokens = 0, proteins = 0, flops = 0;
+};
+
+// All batches once, untimed warm-up first; the embeddings come back to the host as the pipeline needs them.
+Throughput run_all(const Esm2& model, const std::vector<PackedBatch>& batches) {
+  model.embed(batches.front()).to(Device::cpu());
+  cuda::synchronize(0);
+  Throughput t;
+  std::vector<std::int64_t> lengths;
+  std::vector<Tensor> means;
+  const auto t0 = Clock::now();
+  for (const auto& b : batches) means.push_back(model.embed(b));
+  for (auto& m : means) m = m.to(Device::cpu());
+  cuda::synchronize(0);
+  t.seconds = seconds_since(t0);
+  for (const auto& b : batches)
+    for (std::int64_t s = 0; s < b.num_sequences(); ++s) lengths.push_back(b.seq_len(s));
+  for (auto n : lengths) t.tokens += static_cast<double>(n);
+  t.proteins = static_cast<double>(lengths.size());
+  t.flops = forward_flops(model.config(), lengths);
+  return t;
+}
+
+// Min cosine and max relative L2 of our means vs the reference's (Hugging Face fp32).
+struct Accuracy {
+  double min_cosine = 1, max_rel_l2 = 0;
+};
+
+Accuracy compare(const Tensor& got, const std::vector<std::vector<double>>& want) {
+  const auto g = got.to_floats();
+  Accuracy a;
+  const std::size_t d = want.front().size();
+  for (std::size_t r = 0; r < want.size(); ++r) {
+    double dot = 0, ng = 0, nw = 0, diff = 0;
+    for (std::size_t c = 0; c < d; ++c) {
+      const double x = g[r * d + c], y = want[r][c];
+      dot += x * y, ng += x * x, nw += y * y, diff += (x - y) * (x - y);
+    }
+    a.min_cosine = std::min(a.min_cosine, std::isfinite(dot) ? dot / std::sqrt(ng * nw) : -1.0);
+    a.max_rel_l2 = std::max(a.max_rel_l2, std::isfinite(diff) ? std::sqrt(diff / nw) : INFINITY);
+  }
+  return a;
+}
+
+void accuracy_report(const Esm2& fp32, const fs::path& reference_json) {
+  std::ifstream in(reference_json);
+  if (!in) {
+    std::printf("accuracy: no %s, skipped\n", reference_json.string().c_str());
+    return;
+  }
+  const auto ref = nlohmann::json::parse(in);
+  vnp::tokenize::EsmAlphabet alphabet;
+  std::vector<std::vector<std::int32_t>> tokens;
+  std::vector<std::vector<double>> want;
+  for (const auto& s : ref["sequences"]) {
+    tokens.push_back(alphabet.encode(s["protein"].get<std::string>()));
+    want.push_back(s["mean"].get<std::vector<double>>());
+  }
+  const PackedBatch batch = PackedBatch::pack(tokens, Device::cuda(0));
+  std::printf("\naccuracy vs Hugging Face fp32 (%s, %zu proteins of 1..1022 aa, one packed batch):\n",
+              ref.value("dtype", "?").c_str(), tokens.size());
+  std::printf("  %-12s %12s %14s\n", "precision", "min cosine", "max rel L2");
+  for (DType dt : {DType::kF32, DType::kF16, DType::kBF16}) {
+    for (bool v1 : {false, true}) {
+      Esm2 model = fp32;  // shares the fp32 weights; set_compute_dtype makes converted copies
+      model.set_compute_dtype(dt);
+      model.set_v1_attention(v1);
+      const Accuracy a = compare(model.embed(batch), want);
+      std::printf("  %-12s %12.7f %14.3e\n",
+                  (std::string(vnp::engine::dtype_name(dt)) + (v1 ? " v1" : "")).c_str(), a.min_cosine,
+                  a.max_rel_l2);
+    }
+  }
+}
+
+// The cuBLASLt ceiling on this model's GEMM shapes at `rows` tokens, in `dt`: TFLOP/s of each shape.
+void gemm_ceiling(const vnp::models::Esm2Config& c, std::int64_t rows, DType dt) {
+  const std::int64_t d = c.hidden, f = c.intermediate;
+  std::printf("\ncuBLASLt on the layer's GEMM shapes (%s, %lld tokens, bias epilogue):\n",
+              vnp::engine::dtype_name(dt), static_cast<long long>(rows));
+  std::mt19937 rng(7);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  auto random = [&](std::int64_t r, std::int64_t k) {
+    std::vector<float> v(static_cast<std::size_t>(r * k));
+    for (auto& x : v) x = dist(rng);
+    return ops::cast(Tensor::from_floats(v, {r, k}).to(Device::cuda(0)), dt);
+  };
+  double total_flops = 0, total_s = 0;
+  for (auto [out, in, name, per_layer] :
+       {std::tuple{d, d, "q/k/v/out [D->D]", 4}, std::tuple{f, d, "fc1 [D->4D]", 1},
+        std::tuple{d, f, "fc2 [4D->D]", 1}}) {
+    Tensor x = random(rows, in), w = random(out, in), b = random(1, out).reshape({out});
+    for (int i = 0; i < 3; ++i) ops::linear(x, w, b);
+    cuda::synchronize(0);
+    const int reps = 20;
+    const auto t0 = Clock::now();
+    for (int i = 0; i < reps; ++i) ops::linear(x, w, b);
+    cuda::synchronize(0);
+    const double s = seconds_since(t0) / reps, flops = 2.0 * static_cast<double>(rows * in * out);
+    total_flops += flops * per_layer;
+    total_s += s * per_layer;
+    std::printf("  %-18s %8.1f TFLOP/s  (%.3f ms)\n", name, flops / s / 1e12, s * 1e3);
+  }
+  const double per_token = total_flops / static_cast<double>(rows);
+  std::printf("  one layer's 6 GEMMs: %.1f TFLOP/s -> ceiling %.0f tokens/s for %d layers (GEMMs alone)\n",
+              total_flops / total_s / 1e12, 1.0 / (total_s / static_cast<double>(rows) * c.num_layers),
+              c.num_layers);
+  (void)per_token;
+}
+
+void profile(const Esm2& model, const std::vector<PackedBatch>& batches, int count) {
+  cuda::synchronize(0);
+  cuda::set_profiling(0, true);
+  double tokens = 0;
+  for (int i = 0; i < count && i < static_cast<int>(batches.size()); ++i) {
+    model.embed(batches[static_cast<std::size_t>(i)]).to(Device::cpu());
+    tokens += static_cast<double>(batches[static_cast<std::size_t>(i)].total_tokens());
+  }
+  auto report = cuda::profile_report(0);
+  cuda::set_profiling(0, false);
+  double total = 0;
+  for (const auto& e : report) total += e.milliseconds;
+  std::printf(
+      "\nGPU time per op (%d batches, %.0f tokens; events around each op, so launch gaps are excluded):\n",
+      count, tokens);
+  std::printf("  %-52s %9s %7s %8s %11s\n", "op", "ms", "share", "calls", "us/1k tok");
+  for (const auto& e : report)
+    std::printf("  %-52s %9.2f %6.1f%% %8lld %11.2f\n", e.op.c_str(), e.milliseconds,
+                100.0 * e.milliseconds / total, static_cast<long long>(e.calls),
+                e.milliseconds * 1e3 / (tokens / 1e3));
+  std::printf("  %-52s %9.2f -> %.0f tokens/s if the GPU never waited\n", "total", total,
+              tokens / (total / 1e3));
+}
+
+DType parse_precision(const std::string& p) {
+  if (p == "fp32") return DType::kF32;
+  if (p == "fp16") return DType::kF16;
+  if (p == "bf16") return DType::kBF16;
+  throw CLI::ValidationError("--precision", "fp32, fp16 or bf16");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ESM-2 GPU benchmark (issue 7)"};
+  std::string model_dir, proteins_dir, precision = "bf16";
+  std::vector<int> lengths = {166, 100, 50};
+  int count = 20000, profile_batches = 4;
+  std::int64_t batch_tokens = 65536;
+  bool write_only = false, do_profile = false, skip_accuracy = false;
+  app.add_option("--model", model_dir, "Hugging Face ESM-2 folder")->required();
+  app.add_option("--proteins", proteins_dir, "folder of proteins_<len>.faa and hf_<len>.json")->required();
+  app.add_option("--lengths", lengths, "protein lengths")->delimiter(',');
+  app.add_option("--count", count, "proteins per length");
+  app.add_option("--batch-tokens", batch_tokens, "token budget per batch");
+  app.add_option("--precision", precision, "fp32, fp16 or bf16");
+  app.add_flag("--write-proteins", write_only, "write the protein sets and stop");
+  app.add_flag("--profile", do_profile, "GPU time per op");
+  app.add_option("--profile-batches", profile_batches);
+  app.add_flag("--skip-accuracy", skip_accuracy);
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    fs::create_directories(proteins_dir);
+    if (write_only) {
+      for (int l : lengths) write_proteins(proteins_dir, l, count);
+      std::printf("wrote %d proteins of each length to %s\n", count, proteins_dir.c_str());
+      return 0;
+    }
+    const DType dt = parse_precision(precision);
+    auto t0 = Clock::now();
+    Esm2 fp32 = Esm2::load(model_dir, Device::cuda(0));
+    cuda::synchronize(0);
+    std::printf("model %s (%s) loaded to the GPU in fp32 in %.1f s\n", model_dir.c_str(),
+                fp32.config().describe().c_str(), seconds_since(t0));
+    if (!skip_accuracy) accuracy_report(fp32, fs::path(model_dir) / "reference.json");
+
+    Esm2 model = fp32;
+    model.set_compute_dtype(dt);
+    const double peak = dt == DType::kF32 ? kPeakFp32 : kPeakDenseHalf;
+    std::printf("\nthroughput, %s, token budget %lld per batch, %d proteins per length:\n", precision.c_str(),
+                static_cast<long long>(batch_tokens), count);
+    std::printf("  %6s %8s %12s %11s %7s %14s %8s\n", "length", "batches", "tokens/s", "proteins/s", "MFU",
+                "HF tokens/s", "ratio");
+    std::vector<PackedBatch> first_batches;
+    for (int l : lengths) {
+      const auto proteins = read_proteins(fasta_path(proteins_dir, l));
+      auto batches = make_batches(proteins, batch_tokens);
+      const Throughput t = run_all(model, batches);
+      double hf = 0;
+      std::ifstream hf_in(fs::path(proteins_dir) / ("hf_" + std::to_string(l) + ".json"));
+      if (hf_in) hf = nlohmann::json::parse(hf_in).value("tokens_per_s", 0.0);
+      const double tps = t.tokens / t.seconds;
+      std::printf("  %6d %8zu %12.0f %11.0f %6.1f%% %14.0f %8s\n", l, batches.size(), tps,
+                  t.proteins / t.seconds, 100.0 * t.flops / t.seconds / peak, hf,
+                  hf > 0 ? (std::to_string(tps / hf).substr(0, 5) + "x").c_str() : "-");
+      std::fflush(stdout);
+      if (first_batches.empty()) first_batches = std::move(batches);
+    }
+    gemm_ceiling(model.config(), batch_tokens, dt);
+    if (do_profile) profile(model, first_batches, profile_batches);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_esm_gpu: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

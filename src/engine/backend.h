@@ -1,0 +1,53 @@
+#pragma once
+// Backend: what one kind of device implements. ops.cpp checks arguments, then forwards to the
+// backend of the tensors' device; cpu/ implements it for the host, cuda/ (issue 7) for GPUs.
+// Arguments reaching a backend are already validated (dtypes, shapes, same device); outputs are
+// allocated by the backend itself (e.g. from an arena on a GPU).
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "engine/ops.h"
+#include "engine/tensor.h"
+
+namespace vnp::engine {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // Memory: a buffer of `bytes` on this backend's device; freed when the last holder goes away.
+  virtual std::shared_ptr<void> allocate(std::size_t bytes) = 0;
+  virtual void fill_zero(void* data, std::size_t bytes) = 0;
+  // Copies between this device and the host, or within this device.
+  virtual void copy(void* dst, Device dst_device, const void* src, Device src_device, std::size_t bytes) = 0;
+
+  virtual Tensor embedding(const Tensor& table, const Tensor& ids) = 0;
+  virtual Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, bool fuse_gelu) = 0;
+  virtual void linear_accumulate(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias) = 0;
+  virtual Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) = 0;
+  virtual Tensor gelu(const Tensor& x) = 0;
+  virtual Tensor gated_gelu(const Tensor& x) = 0;
+  virtual void add(Tensor& a, const Tensor& b) = 0;
+  virtual void scale(Tensor& x, float factor) = 0;
+  virtual void scale_rows(Tensor& x, const Tensor& row_scale) = 0;
+  virtual void rotary(Tensor& x, const Tensor& inv_freq, const PackedBatch& batch, int num_heads) = 0;
+  virtual Tensor attention_varlen(const Tensor& q, const Tensor& k, const Tensor& v, const PackedBatch& batch,
+                                  const AttentionParams& params) = 0;
+  virtual Tensor attention_padded(const Tensor& q, const Tensor& k, const Tensor& v, const PackedBatch& batch,
+                                  const AttentionParams& params) = 0;
+  virtual Tensor mean_pool_varlen(const Tensor& x, const std::vector<TokenRange>& ranges) = 0;
+  virtual Tensor cast(const Tensor& x, DType dtype) = 0;
+};
+
+// The backend serving `device`. The CPU backend always exists; a CUDA device needs a CUDA backend
+// registered (by the CUDA build), otherwise this throws DeviceError ("built without CUDA").
+Backend& backend_for(Device device);
+
+// Called once by a backend library (e.g. cuda/) to serve every device of `kind`; `factory(index)`
+// returns the backend of one device (it may throw DeviceError, e.g. when no GPU is present).
+using BackendFactory = std::function<Backend&(int index)>;
+void register_backend(Device::Kind kind, BackendFactory factory);
+
+}  // namespace vnp::engine

@@ -1,0 +1,403 @@
+// Varlen attention over packed sequences: every sequence attends to itself only. Two kernels:
+//  - flash_kernel: f16/bf16, head_dim 64 or 128, tensor cores (mma.sync m16n8k16, fp32 accumulation),
+//    FlashAttention-2 style online softmax; one CTA of 4 warps per (sequence, head, 64-query tile),
+//    each warp owning 16 query rows; K/V tiles streamed through shared memory with cp.async.
+//  - plain_kernel: any dtype (f32 included) and any head_dim; fp32 arithmetic throughout (the exact
+//    path for --precision fp32, and the fallback).
+// Both add the optional ALiBi bias -slope[h]·|i - j| to the scaled scores.
+#include <cuda_runtime.h>
+
+#include <cmath>
+
+#include "engine/cuda/cuda_check.h"
+#include "engine/cuda/device_util.cuh"
+#include "engine/cuda/kernels.h"
+
+namespace vnp::engine::cuda::kernels {
+namespace {
+
+constexpr float kLog2e = 1.4426950408889634f;
+
+// ---------------------------------------------------------------------------------------------
+// Tensor-core kernel
+// ---------------------------------------------------------------------------------------------
+
+__device__ __forceinline__ std::uint32_t smem_addr(const void* p) {
+  return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16-byte global -> shared copy; src_bytes = 0 fills the destination with zeros (rows past the end).
+__device__ __forceinline__ void cp_async_16(void* dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+               "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::);
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(std::uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+
+// d += a·b for one m16n8k16 tile, fp32 accumulators.
+template <typename T>
+__device__ __forceinline__ void mma_16816(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
+                                          std::uint32_t b1) {
+  if constexpr (std::is_same_v<T, __half>) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
+
+// Two floats -> one register of two 16-bit values (low = first).
+template <typename T>
+__device__ __forceinline__ std::uint32_t pack2(float lo, float hi) {
+  if constexpr (std::is_same_v<T, __half>) {
+    __half2 h = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<std::uint32_t*>(&h);
+  } else {
+    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<std::uint32_t*>(&h);
+  }
+}
+
+template <int HD>
+struct FlashConfig {
+  static constexpr int kBlockM = 64;                  // queries per CTA (16 per warp)
+  static constexpr int kBlockN = HD <= 64 ? 64 : 32;  // keys per tile
+  static constexpr int kStride = HD + 8;              // shared row stride (16-byte pad: no bank conflicts)
+  static constexpr int kThreads = 128;
+};
+
+// Copies rows [row0, row0 + rows) of one head (HD contiguous elements at `base`, row stride ld) into
+// shared memory; rows at or past `len` are zero-filled without touching global memory.
+template <typename T, int HD, int ROWS>
+__device__ __forceinline__ void load_tile(T* dst, const T* base, std::int64_t ld, int row0, int len) {
+  constexpr int kChunks = HD / 8;  // 16-byte chunks per row
+  constexpr int kStride = FlashConfig<HD>::kStride;
+  for (int c = threadIdx.x; c < ROWS * kChunks; c += FlashConfig<HD>::kThreads) {
+    const int r = c / kChunks, cc = c % kChunks;
+    const bool valid = row0 + r < len;
+    const T* src = base + (valid ? std::int64_t{row0 + r} * ld : 0) + cc * 8;
+    cp_async_16(dst + r * kStride + cc * 8, src, valid ? 16 : 0);
+  }
+}
+
+template <typename T, int HD>
+__global__ void __launch_bounds__(128)
+    flash_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                 T* __restrict__ out, const std::int32_t* __restrict__ cu, int tiles_per_seq, int heads,
+                 float scale_log2, const float* __restrict__ alibi) {
+  using Cfg = FlashConfig<HD>;
+  constexpr int BM = Cfg::kBlockM, BN = Cfg::kBlockN, LDS = Cfg::kStride;
+  constexpr int KSTEPS = HD / 16;  // k-steps of Q·Kᵀ
+  constexpr int NB = BN / 8;       // 8-key column blocks of S
+  constexpr int DB = HD / 8;       // 8-wide column blocks of O
+  __shared__ alignas(16) T sQ[BM * LDS];
+  __shared__ alignas(16) T sK[BN * LDS];
+  __shared__ alignas(16) T sV[BN * LDS];
+
+  const int seq = blockIdx.x / tiles_per_seq, tile = blockIdx.x % tiles_per_seq, head = blockIdx.y;
+  const int begin = cu[seq], len = cu[seq + 1] - begin;
+  const int q0 = tile * BM;
+  if (q0 >= len) return;
+  const std::int64_t ld = std::int64_t{heads} * HD;
+  const std::int64_t head_offset = std::int64_t{begin} * ld + std::int64_t{head} * HD;
+  const T* qh = q + head_offset;
+  const T* kh = k + head_offset;
+  const T* vh = v + head_offset;
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, t4 = lane % 4;  // mma fragment coordinates: row group, column pair
+  const float slope_log2 = alibi ? alibi[head] * kLog2e : 0.0f;
+  const int row_a = q0 + warp * 16 + g;  // query positions of this thread's two rows
+  const int row_b = row_a + 8;
+
+  load_tile<T, HD, BM>(sQ, qh, ld, q0, len);
+  cp_async_commit();
+
+  float o[DB][4];
+#pragma unroll
+  for (int i = 0; i < DB; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
+  std::uint32_t qf[KSTEPS][4];
+
+  for (int k0 = 0; k0 < len; k0 += BN) {
+    __syncthreads();  // the previous tile's K/V are no longer read
+    load_tile<T, HD, BN>(sK, kh, ld, k0, len);
+    cp_async_commit();
+    load_tile<T, HD, BN>(sV, vh, ld, k0, len);
+    cp_async_commit();
+    cp_async_wait<1>();  // Q and K are in; V may still be arriving
+    __syncthreads();
+    if (k0 == 0) {
+#pragma unroll
+      for (int kk = 0; kk < KSTEPS; ++kk)
+        ldmatrix_x4(qf[kk], sQ + (warp * 16 + lane % 16) * LDS + kk * 16 + (lane / 16) * 8);
+    }
+
+    // S = Q·Kᵀ for this warp's 16 rows and BN keys.
+    float s[NB][4];
+#pragma unroll
+    for (int nb = 0; nb < NB; ++nb) {
+      s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.0f;
+#pragma unroll
+      for (int kk = 0; kk < KSTEPS; kk += 2) {
+        std::uint32_t b[4];
+        ldmatrix_x4(b, sK + (nb * 8 + lane % 8) * LDS + kk * 16 + (lane / 8) * 8);
+        mma_16816<T>(s[nb], qf[kk], b[0], b[1]);
+        mma_16816<T>(s[nb], qf[kk + 1], b[2], b[3]);
+      }
+    }
+
+    // Scale (log2 domain), bias, mask; row maxima over the 4 threads sharing a row.
+    float tile_max_a = -INFINITY, tile_max_b = -INFINITY;
+#pragma unroll
+    for (int nb = 0; nb < NB; ++nb) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int key = k0 + nb * 8 + 2 * t4 + (e & 1);
+        const int row = e < 2 ? row_a : row_b;
+        float x = s[nb][e] * scale_log2;
+        if (alibi) x -= slope_log2 * fabsf(static_cast<float>(row - key));
+        if (key >= len) x = -INFINITY;
+        s[nb][e] = x;
+        if (e < 2)
+          tile_max_a = fmaxf(tile_max_a, x);
+        else
+          tile_max_b = fmaxf(tile_max_b, x);
+      }
+    }
+#pragma unroll
+    for (int off = 1; off <= 2; off <<= 1) {
+      tile_max_a = fmaxf(tile_max_a, __shfl_xor_sync(0xffffffffu, tile_max_a, off));
+      tile_max_b = fmaxf(tile_max_b, __shfl_xor_sync(0xffffffffu, tile_max_b, off));
+    }
+    const float new_a = fmaxf(m_a, tile_max_a), new_b = fmaxf(m_b, tile_max_b);
+    // Rows with every key masked so far keep a finite reference (no -inf - -inf).
+    const float use_a = new_a == -INFINITY ? 0.0f : new_a, use_b = new_b == -INFINITY ? 0.0f : new_b;
+    const float corr_a = exp2f(m_a - use_a), corr_b = exp2f(m_b - use_b);
+    m_a = new_a;
+    m_b = new_b;
+    float sum_a = 0.0f, sum_b = 0.0f;
+#pragma unroll
+    for (int nb = 0; nb < NB; ++nb) {
+      s[nb][0] = exp2f(s[nb][0] - use_a);
+      s[nb][1] = exp2f(s[nb][1] - use_a);
+      s[nb][2] = exp2f(s[nb][2] - use_b);
+      s[nb][3] = exp2f(s[nb][3] - use_b);
+      sum_a += s[nb][0] + s[nb][1];
+      sum_b += s[nb][2] + s[nb][3];
+    }
+    l_a = l_a * corr_a + sum_a;  // per-thread partial sums; the 4 partials are added at the end
+    l_b = l_b * corr_b + sum_b;
+#pragma unroll
+    for (int db = 0; db < DB; ++db) {
+      o[db][0] *= corr_a;
+      o[db][1] *= corr_a;
+      o[db][2] *= corr_b;
+      o[db][3] *= corr_b;
+    }
+
+    cp_async_wait<0>();
+    __syncthreads();
+    // O += P·V: P (the S accumulators, rounded to T) is the A operand; V is read transposed.
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) {
+      std::uint32_t a[4];
+      a[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
+      a[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
+      a[2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      a[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+      for (int db = 0; db < DB; db += 2) {
+        std::uint32_t b[4];
+        ldmatrix_x4_trans(b,
+                          sV + (kk * 16 + lane % 8 + ((lane / 8) % 2) * 8) * LDS + db * 8 + (lane / 16) * 8);
+        mma_16816<T>(o[db], a, b[0], b[1]);
+        mma_16816<T>(o[db + 1], a, b[2], b[3]);
+      }
+    }
+  }
+
+#pragma unroll
+  for (int off = 1; off <= 2; off <<= 1) {
+    l_a += __shfl_xor_sync(0xffffffffu, l_a, off);
+    l_b += __shfl_xor_sync(0xffffffffu, l_b, off);
+  }
+  const float inv_a = 1.0f / l_a, inv_b = 1.0f / l_b;
+  T* oh = out + head_offset;
+#pragma unroll
+  for (int db = 0; db < DB; ++db) {
+    const int col = db * 8 + 2 * t4;
+    if (row_a < len)
+      *reinterpret_cast<std::uint32_t*>(oh + std::int64_t{row_a} * ld + col) =
+          pack2<T>(o[db][0] * inv_a, o[db][1] * inv_a);
+    if (row_b < len)
+      *reinterpret_cast<std::uint32_t*>(oh + std::int64_t{row_b} * ld + col) =
+          pack2<T>(o[db][2] * inv_b, o[db][3] * inv_b);
+  }
+}
+
+template <typename T, int HD>
+void launch_flash(const AttentionArgs& a, cudaStream_t stream) {
+  const int tiles = (a.max_seqlen + FlashConfig<HD>::kBlockM - 1) / FlashConfig<HD>::kBlockM;
+  dim3 grid(static_cast<unsigned>(a.num_seqs) * static_cast<unsigned>(tiles), static_cast<unsigned>(a.heads));
+  flash_kernel<T, HD><<<grid, FlashConfig<HD>::kThreads, 0, stream>>>(
+      static_cast<const T*>(a.q), static_cast<const T*>(a.k), static_cast<const T*>(a.v),
+      static_cast<T*>(a.out), a.cu_seqlens, tiles, a.heads, a.softmax_scale * kLog2e, a.alibi_slopes);
+  check_launch("flash_kernel");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plain kernel: fp32 arithmetic, any head_dim
+// ---------------------------------------------------------------------------------------------
+
+constexpr int kPlainQueries = 16;  // per CTA: 4 warps x 4 queries
+constexpr int kPlainKeys = 32;     // keys per tile: one per lane
+
+// Shared memory (floats): Q [16][hd], O [16][hd], K [32][hd + 1] (padded: lane j reads row j), V [32][hd],
+// P [4 warps][32].
+std::size_t plain_shared_bytes(int hd) {
+  return sizeof(float) * static_cast<std::size_t>(2 * kPlainQueries * hd + kPlainKeys * (hd + 1) +
+                                                  kPlainKeys * hd + 4 * kPlainKeys);
+}
+
+template <typename T>
+__global__ void __launch_bounds__(128)
+    plain_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                 T* __restrict__ out, const std::int32_t* __restrict__ cu, int tiles_per_seq, int heads,
+                 int hd, float scale, const float* __restrict__ alibi) {
+  extern __shared__ float smem[];
+  float* sQ = smem;
+  float* sO = sQ + kPlainQueries * hd;
+  float* sK = sO + kPlainQueries * hd;
+  float* sV = sK + kPlainKeys * (hd + 1);
+  float* sP = sV + kPlainKeys * hd;
+
+  const int seq = blockIdx.x / tiles_per_seq, tile = blockIdx.x % tiles_per_seq, head = blockIdx.y;
+  const int begin = cu[seq], len = cu[seq + 1] - begin;
+  const int q0 = tile * kPlainQueries;
+  if (q0 >= len) return;
+  const std::int64_t ld = std::int64_t{heads} * hd;
+  const std::int64_t head_offset = std::int64_t{begin} * ld + std::int64_t{head} * hd;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const float slope = alibi ? alibi[head] : 0.0f;
+
+  for (int i = threadIdx.x; i < kPlainQueries * hd; i += blockDim.x) {
+    const int r = i / hd, d = i % hd;
+    sQ[i] = q0 + r < len ? to_f32(q[head_offset + std::int64_t{q0 + r} * ld + d]) : 0.0f;
+    sO[i] = 0.0f;
+  }
+  float m[4], l[4];
+#pragma unroll
+  for (int j = 0; j < 4; ++j) m[j] = -INFINITY, l[j] = 0.0f;
+
+  for (int k0 = 0; k0 < len; k0 += kPlainKeys) {
+    __syncthreads();
+    for (int i = threadIdx.x; i < kPlainKeys * hd; i += blockDim.x) {
+      const int r = i / hd, d = i % hd;
+      const bool valid = k0 + r < len;
+      const std::int64_t at = head_offset + std::int64_t{k0 + r} * ld + d;
+      sK[r * (hd + 1) + d] = valid ? to_f32(k[at]) : 0.0f;
+      sV[r * hd + d] = valid ? to_f32(v[at]) : 0.0f;
+    }
+    __syncthreads();
+    const int key = k0 + lane;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int r = warp * 4 + j, query = q0 + r;
+      if (query >= len) break;  // warp-uniform
+      float s = -INFINITY;
+      if (key < len) {
+        float dot = 0.0f;
+        for (int d = 0; d < hd; ++d) dot = fmaf(sQ[r * hd + d], sK[lane * (hd + 1) + d], dot);
+        s = dot * scale;
+        if (alibi) s += slope * -fabsf(static_cast<float>(query - key));
+      }
+      const float m_new = fmaxf(m[j], warp_max(s));  // finite: key k0 < len always exists
+      const float p = expf(s - m_new);
+      const float corr = expf(m[j] - m_new);
+      l[j] = l[j] * corr + warp_sum(p);
+      m[j] = m_new;
+      sP[warp * kPlainKeys + lane] = p;
+      __syncwarp();
+      for (int d = lane; d < hd; d += 32) {
+        float acc = sO[r * hd + d] * corr;
+        for (int kk = 0; kk < kPlainKeys; ++kk) acc = fmaf(sP[warp * kPlainKeys + kk], sV[kk * hd + d], acc);
+        sO[r * hd + d] = acc;
+      }
+      __syncwarp();
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const int r = warp * 4 + j, query = q0 + r;
+    if (query >= len) break;
+    for (int d = lane; d < hd; d += 32)
+      out[head_offset + std::int64_t{query} * ld + d] = from_f32<T>(sO[r * hd + d] / l[j]);
+  }
+}
+
+bool aligned16(const void* p) {
+  return reinterpret_cast<std::uintptr_t>(p) % 16 == 0;
+}
+
+}  // namespace
+
+bool attention_uses_tensor_cores(const AttentionArgs& a) {
+  const bool half_type = a.dt == DType::kF16 || a.dt == DType::kBF16;
+  const bool shape = a.head_dim == 64 || a.head_dim == 128;
+  return half_type && shape && aligned16(a.q) && aligned16(a.k) && aligned16(a.v) && aligned16(a.out);
+}
+
+void attention_varlen_plain(const AttentionArgs& a, cudaStream_t stream) {
+  if (a.num_seqs == 0 || a.max_seqlen == 0) return;
+  const int tiles = (a.max_seqlen + kPlainQueries - 1) / kPlainQueries;
+  dim3 grid(static_cast<unsigned>(a.num_seqs) * static_cast<unsigned>(tiles), static_cast<unsigned>(a.heads));
+  const std::size_t shared = plain_shared_bytes(a.head_dim);
+  dispatch_float(a.dt, [&](auto tag) {
+    using T = decltype(tag);
+    if (shared > 48 * 1024)
+      check(cudaFuncSetAttribute(plain_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 static_cast<int>(shared)),
+            "cudaFuncSetAttribute(plain attention)");
+    plain_kernel<T><<<grid, 128, shared, stream>>>(
+        static_cast<const T*>(a.q), static_cast<const T*>(a.k), static_cast<const T*>(a.v),
+        static_cast<T*>(a.out), a.cu_seqlens, tiles, a.heads, a.head_dim, a.softmax_scale, a.alibi_slopes);
+  });
+  check_launch("plain attention kernel");
+}
+
+void attention_varlen(const AttentionArgs& a, cudaStream_t stream) {
+  if (a.num_seqs == 0 || a.max_seqlen == 0) return;
+  if (!attention_uses_tensor_cores(a)) return attention_varlen_plain(a, stream);
+  if (a.dt == DType::kF16) {
+    if (a.head_dim == 64) return launch_flash<__half, 64>(a, stream);
+    return launch_flash<__half, 128>(a, stream);
+  }
+  if (a.head_dim == 64) return launch_flash<__nv_bfloat16, 64>(a, stream);
+  launch_flash<__nv_bfloat16, 128>(a, stream);
+}
+
+}  // namespace vnp::engine::cuda::kernels

@@ -1,0 +1,452 @@
+#include "engine/cuda/cuda_backend.h"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "engine/cuda/arena.h"
+#include "engine/cuda/cuda_check.h"
+#include "engine/cuda/gemm.h"
+#include "engine/cuda/kernels.h"
+#include "util/env.h"
+#include "util/error.h"
+
+namespace vnp::engine::cuda {
+namespace {
+
+// GPU time per op kind, measured with CUDA events around each (outermost) op when switched on.
+class Profiler {
+ public:
+  ~Profiler() {
+    for (auto e : pool_) cudaEventDestroy(e);
+  }
+  bool on() const { return on_; }
+  void set(bool on) { on_ = on; }
+
+  // Start of an op: counted = profiling was on; recorded = outermost op, its events are recorded.
+  struct Mark {
+    bool counted = false, recorded = false;
+  };
+  Mark begin(const std::string& op, cudaStream_t stream) {
+    if (!on_) return {};
+    const bool outermost = depth_++ == 0;
+    if (outermost) pending_.push_back({op, event(stream), nullptr});
+    return {true, outermost};
+  }
+  void end(Mark mark, cudaStream_t stream) {
+    if (!mark.counted) return;
+    --depth_;
+    if (mark.recorded) pending_.back().stop = event(stream);
+  }
+
+  std::vector<ProfileEntry> report() {
+    std::map<std::string, ProfileEntry> by_op;
+    for (auto& p : pending_) {
+      if (!p.stop) continue;
+      check(cudaEventSynchronize(p.stop), "cudaEventSynchronize");
+      float ms = 0;
+      check(cudaEventElapsedTime(&ms, p.start, p.stop), "cudaEventElapsedTime");
+      auto& e = by_op[p.op];
+      e.op = p.op;
+      e.milliseconds += ms;
+      ++e.calls;
+    }
+    for (auto& p : pending_) {
+      free_.push_back(p.start);
+      if (p.stop) free_.push_back(p.stop);
+    }
+    pending_.clear();
+    std::vector<ProfileEntry> out;
+    for (auto& [op, e] : by_op) out.push_back(e);
+    std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.milliseconds > b.milliseconds; });
+    return out;
+  }
+
+ private:
+  struct Pending {
+    std::string op;
+    cudaEvent_t start, stop;
+  };
+  cudaEvent_t event(cudaStream_t stream) {
+    cudaEvent_t e;
+    if (free_.empty()) {
+      check(cudaEventCreate(&e), "cudaEventCreate");
+      pool_.push_back(e);
+    } else {
+      e = free_.back();
+      free_.pop_back();
+    }
+    check(cudaEventRecord(e, stream), "cudaEventRecord");
+    return e;
+  }
+  bool on_ = false;
+  int depth_ = 0;
+  std::vector<Pending> pending_;
+  std::vector<cudaEvent_t> pool_, free_;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int index) : index_(index), device_(Device::cuda(index)), arena_(index) {
+    select();
+    check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    gemm_ = std::make_unique<Gemm>(stream_);
+    if (env::get_bool("VIRNUCPRO_CUDA_POISON").value_or(false)) arena_.set_poison(stream_);
+    error_flag_ = arena_.allocate(2 * sizeof(int));
+    check(cudaMemsetAsync(error_flag_.get(), 0, 2 * sizeof(int), stream_), "cudaMemset(error flag)");
+  }
+
+  std::shared_ptr<void> allocate(std::size_t bytes) override { return arena_.allocate(bytes); }
+
+  void fill_zero(void* data, std::size_t bytes) override {
+    select();
+    check(cudaMemsetAsync(data, 0, bytes, stream_), "cudaMemsetAsync");
+  }
+
+  void copy(void* dst, Device dst_device, const void* src, Device src_device, std::size_t bytes) override {
+    if (bytes == 0) return;
+    select();
+    if (dst_device.is_cuda() && src_device.is_cuda()) {
+      if (dst_device == src_device)
+        check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_),
+              "cudaMemcpy(device to device)");
+      else
+        check(cudaMemcpyPeerAsync(dst, dst_device.index, src, src_device.index, bytes, stream_),
+              "cudaMemcpyPeer");
+      return;
+    }
+    if (dst_device.is_cpu() && src_device.is_cpu()) {
+      std::memcpy(dst, src, bytes);
+      return;
+    }
+    const auto kind = dst_device.is_cpu() ? cudaMemcpyDeviceToHost : cudaMemcpyHostToDevice;
+    check(cudaMemcpyAsync(dst, src, bytes, kind, stream_), "cudaMemcpy(host <-> device)");
+    // The host side may be released as soon as we return: wait. This is also where kernel faults and
+    // bad token ids surface.
+    sync_and_check();
+  }
+
+  Tensor embedding(const Tensor& table, const Tensor& ids) override {
+    auto scope = op("embedding");
+    const auto vocab = table.dim(0), dim = table.dim(1), n = ids.numel();
+    Tensor out = empty({n, dim}, table.dtype());
+    kernels::embedding(table.raw(), table.dtype(), vocab, dim, ids.data<std::int32_t>(), n, out.raw(), flag(),
+                       stream_);
+    return out;
+  }
+
+  Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, bool fuse_gelu) override {
+    auto scope = op(profiler_.on() ? std::string(fuse_gelu ? "linear+gelu " : "linear ") + weight.describe()
+                                   : std::string());
+    const auto in = weight.dim(1), out_features = weight.dim(0), rows = x.numel() / in;
+    Tensor y = empty({rows, out_features}, x.dtype());
+    run_linear(x, weight, bias, y, false);
+    if (fuse_gelu) kernels::gelu(y.raw(), y.raw(), y.dtype(), y.numel(), stream_);
+    return y;
+  }
+
+  void linear_accumulate(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias) override {
+    auto scope = op(profiler_.on() ? "linear+residual " + weight.describe() : std::string());
+    run_linear(x, weight, bias, out, true);
+  }
+
+  Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) override {
+    auto scope = op("layer_norm");
+    const auto cols = x.dim(-1), rows = x.numel() / std::max<std::int64_t>(cols, 1);
+    const Tensor g = as(gamma, DType::kF32), b = as(beta, DType::kF32);
+    Tensor out = empty(x.shape(), x.dtype());
+    kernels::layer_norm(x.raw(), x.dtype(), g.data<float>(), b.data<float>(), rows, cols, eps, out.raw(),
+                        stream_);
+    return out;
+  }
+
+  Tensor gelu(const Tensor& x) override {
+    auto scope = op("gelu");
+    Tensor out = empty(x.shape(), x.dtype());
+    kernels::gelu(x.raw(), out.raw(), x.dtype(), x.numel(), stream_);
+    return out;
+  }
+
+  Tensor gated_gelu(const Tensor& x) override {
+    auto scope = op("gated_gelu");
+    const auto rows = x.dim(0), f = x.dim(1) / 2;
+    Tensor out = empty({rows, f}, x.dtype());
+    kernels::gated_gelu(x.raw(), out.raw(), x.dtype(), rows, f, stream_);
+    return out;
+  }
+
+  void add(Tensor& a, const Tensor& b) override {
+    auto scope = op("add");
+    const Tensor bb = as(b, a.dtype());
+    kernels::add(a.raw(), bb.raw(), a.dtype(), a.numel(), stream_);
+  }
+
+  void scale(Tensor& x, float factor) override {
+    auto scope = op("scale");
+    kernels::scale(x.raw(), x.dtype(), x.numel(), factor, stream_);
+  }
+
+  void scale_rows(Tensor& x, const Tensor& row_scale) override {
+    auto scope = op("scale_rows");
+    const Tensor s = as(row_scale, DType::kF32);
+    kernels::scale_rows(x.raw(), x.dtype(), x.dim(0), x.numel() / std::max<std::int64_t>(x.dim(0), 1),
+                        s.data<float>(), stream_);
+  }
+
+  void rotary(Tensor& x, const Tensor& inv_freq, const PackedBatch& batch, int num_heads) override {
+    auto scope = op("rotary");
+    const Tensor f = as(inv_freq, DType::kF32);
+    const int head_dim = static_cast<int>(x.dim(1) / num_heads);
+    kernels::rotary(x.raw(), x.dtype(), x.dim(0), num_heads, head_dim, f.data<float>(), cu_seqlens(batch),
+                    static_cast<int>(batch.num_sequences()), stream_);
+  }
+
+  Tensor attention_varlen(const Tensor& q, const Tensor& k, const Tensor& v, const PackedBatch& batch,
+                          const AttentionParams& params) override {
+    auto scope = op("attention_varlen");
+    Tensor out = empty(q.shape(), q.dtype());
+    Tensor slopes = params.alibi_slopes.defined() ? as(params.alibi_slopes, DType::kF32) : Tensor{};
+    kernels::AttentionArgs args{q.raw(),
+                                k.raw(),
+                                v.raw(),
+                                out.raw(),
+                                q.dtype(),
+                                params.num_heads,
+                                static_cast<int>(q.dim(1) / params.num_heads),
+                                cu_seqlens(batch),
+                                static_cast<int>(batch.num_sequences()),
+                                batch.max_seqlen,
+                                params.softmax_scale,
+                                slopes.defined() ? slopes.data<float>() : nullptr};
+    kernels::attention_varlen(args, stream_);
+    return out;
+  }
+
+  // v1.0 way: pad to [n, heads, T, hd], scores by batched GEMM (fp32 out), masked fp32 softmax,
+  // probabilities·V by batched GEMM, unpack.
+  Tensor attention_padded(const Tensor& q, const Tensor& k, const Tensor& v, const PackedBatch& batch,
+                          const AttentionParams& params) override {
+    auto scope = op("attention_padded");
+    const int n = static_cast<int>(batch.num_sequences()), heads = params.num_heads, T = batch.max_seqlen;
+    const int hd = static_cast<int>(q.dim(1) / heads);
+    const DType dt = q.dtype();
+    const std::int64_t mats = std::int64_t{n} * heads;
+    const std::int32_t* cu = cu_seqlens(batch);
+    Tensor out = empty(q.shape(), dt);
+    if (mats == 0 || T == 0) return out;
+    auto pad = [&](const Tensor& x) {
+      Tensor p = empty({mats, T, hd}, dt);
+      kernels::pad_heads(x.raw(), p.raw(), dt, cu, n, heads, hd, T, 1.0f, stream_);
+      return p;
+    };
+    const Tensor qp = pad(q), kp = pad(k), vp = pad(v);
+    Tensor scores = empty({mats, T, T}, DType::kF32);
+    GemmProblem s;
+    s.m = T, s.n = T, s.k = hd, s.lda = hd, s.ldb = hd, s.ldc = T, s.trans_b = true;
+    s.ab_type = dt, s.c_type = DType::kF32, s.batch = static_cast<int>(mats);
+    s.stride_a = std::int64_t{T} * hd, s.stride_b = std::int64_t{T} * hd, s.stride_c = std::int64_t{T} * T;
+    gemm_->run(s, qp.raw(), kp.raw(), scores.raw(), nullptr, params.softmax_scale);
+    Tensor probs = empty({mats, T, T}, dt);
+    Tensor slopes = params.alibi_slopes.defined() ? as(params.alibi_slopes, DType::kF32) : Tensor{};
+    kernels::masked_softmax(scores.data<float>(), probs.raw(), dt, cu, n, heads, T,
+                            slopes.defined() ? slopes.data<float>() : nullptr, stream_);
+    Tensor op = empty({mats, T, hd}, dt);
+    GemmProblem o;
+    o.m = T, o.n = hd, o.k = T, o.lda = T, o.ldb = hd, o.ldc = hd, o.trans_b = false;
+    o.ab_type = dt, o.c_type = dt, o.batch = static_cast<int>(mats);
+    o.stride_a = std::int64_t{T} * T, o.stride_b = std::int64_t{T} * hd, o.stride_c = std::int64_t{T} * hd;
+    gemm_->run(o, probs.raw(), vp.raw(), op.raw(), nullptr);
+    kernels::unpad_heads(op.raw(), out.raw(), dt, cu, n, heads, hd, T, stream_);
+    return out;
+  }
+
+  Tensor mean_pool_varlen(const Tensor& x, const std::vector<TokenRange>& ranges) override {
+    auto scope = op("mean_pool");
+    const auto cols = x.dim(1);
+    std::vector<std::int32_t> flat;
+    flat.reserve(ranges.size() * 2);
+    for (const auto& r : ranges) flat.insert(flat.end(), {r.begin, r.end});
+    Tensor out = empty({static_cast<std::int64_t>(ranges.size()), cols}, DType::kF32);
+    if (ranges.empty()) return out;
+    Tensor device_ranges = empty({static_cast<std::int64_t>(flat.size())}, DType::kI32);
+    copy(device_ranges.raw(), device_, flat.data(), Device::cpu(), flat.size() * sizeof(std::int32_t));
+    kernels::mean_pool(x.raw(), x.dtype(), cols, device_ranges.data<std::int32_t>(),
+                       static_cast<std::int64_t>(ranges.size()), out.data<float>(), stream_);
+    return out;
+  }
+
+  Tensor cast(const Tensor& x, DType dtype) override {
+    auto scope = op("cast");
+    Tensor out = empty(x.shape(), dtype);
+    if (dtype == x.dtype()) {
+      copy(out.raw(), device_, x.raw(), device_, x.nbytes());
+      return out;
+    }
+    kernels::cast(x.raw(), x.dtype(), out.raw(), dtype, x.numel(), stream_);
+    return out;
+  }
+
+  void synchronize() {
+    select();
+    sync_and_check();
+  }
+
+  MemoryStats stats() const {
+    return {arena_.bytes_reserved(), arena_.bytes_in_use(), arena_.cudamalloc_calls()};
+  }
+
+  void set_profiling(bool on) { profiler_.set(on); }
+  std::vector<ProfileEntry> profile_report() {
+    select();
+    return profiler_.report();
+  }
+
+ private:
+  void select() const { check(cudaSetDevice(index_), "cudaSetDevice"); }
+
+  // Selects the device and, when profiling, brackets the op with events (RAII).
+  struct OpScope {
+    CudaBackend* backend;
+    Profiler::Mark mark;
+    OpScope(CudaBackend* b, Profiler::Mark m) : backend(b), mark(m) {}
+    OpScope(const OpScope&) = delete;
+    OpScope& operator=(const OpScope&) = delete;
+    ~OpScope() { backend->profiler_.end(mark, backend->stream_); }
+  };
+  OpScope op(const std::string& name) {
+    select();
+    return {this, profiler_.begin(name, stream_)};
+  }
+
+  // A new tensor on this GPU, its memory from the arena.
+  Tensor empty(Shape shape, DType dtype) {
+    auto block = arena_.allocate(static_cast<std::size_t>(shape_numel(shape)) * dtype_size(dtype));
+    void* p = block.get();
+    return Tensor::borrow(p, std::move(shape), dtype, device_, std::move(block));
+  }
+
+  // `t` on this GPU with element type `dtype` (small parameter tensors: biases, norms, tables).
+  Tensor as(const Tensor& t, DType dtype) {
+    Tensor here = t;
+    if (!(t.device() == device_)) {
+      here = empty(t.shape(), t.dtype());
+      copy(here.raw(), device_, t.raw(), t.device(), t.nbytes());
+    }
+    return here.dtype() == dtype ? here : cast(here, dtype);
+  }
+
+  const std::int32_t* cu_seqlens(const PackedBatch& batch) {
+    if (!(batch.cu_seqlens.device() == device_))
+      throw std::invalid_argument("CUDA attention: the batch lives on " + batch.cu_seqlens.device().str() +
+                                  ", not " + device_.str());
+    return batch.cu_seqlens.data<std::int32_t>();
+  }
+
+  void run_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y, bool accumulate) {
+    const auto in = weight.dim(1), out_features = weight.dim(0), rows = x.numel() / in;
+    GemmProblem p;
+    p.m = rows, p.n = out_features, p.k = in, p.lda = in, p.ldb = in, p.ldc = out_features;
+    p.trans_b = true, p.ab_type = x.dtype(), p.c_type = y.dtype();
+    p.has_bias = bias.defined(), p.accumulate = accumulate;
+    const Tensor b = bias.defined() ? as(bias, y.dtype()) : Tensor{};
+    gemm_->run(p, x.raw(), weight.raw(), y.raw(), b.defined() ? b.raw() : nullptr);
+  }
+
+  int* flag() { return static_cast<int*>(error_flag_.get()); }
+
+  void sync_and_check() {
+    check(cudaStreamSynchronize(stream_), "a CUDA kernel (cudaStreamSynchronize)");
+    int host_flag[2] = {0, 0};
+    check(cudaMemcpyAsync(host_flag, flag(), sizeof(host_flag), cudaMemcpyDeviceToHost, stream_),
+          "cudaMemcpy(flag)");
+    check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+    if (host_flag[0] != 0) {
+      check(cudaMemsetAsync(flag(), 0, sizeof(host_flag), stream_), "cudaMemset(error flag)");
+      throw std::out_of_range("embedding: token id " + std::to_string(host_flag[1]) +
+                              " is outside the embedding table (on " + device_.str() + ")");
+    }
+  }
+
+  int index_;
+  Device device_;
+  Arena arena_;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<Gemm> gemm_;
+  std::shared_ptr<void> error_flag_;
+  Profiler profiler_;
+};
+
+struct DeviceState {
+  int count = 0;
+  std::string reason;
+};
+
+const DeviceState& device_state() {
+  static const DeviceState state = [] {
+    DeviceState s;
+    const cudaError_t status = cudaGetDeviceCount(&s.count);
+    if (status != cudaSuccess) {
+      cudaGetLastError();
+      s.count = 0;
+      s.reason = cudaGetErrorString(status);
+    } else if (s.count == 0) {
+      s.reason = "the CUDA driver reports no GPU";
+    }
+    return s;
+  }();
+  return state;
+}
+
+CudaBackend& backend_object(int index) {
+  // Backends live until the process ends (never destroyed: tensors in static objects may outlive main).
+  static std::mutex mutex;
+  static std::vector<CudaBackend*> backends;
+  const DeviceState& state = device_state();
+  if (state.count == 0)
+    throw DeviceError("device cuda:" + std::to_string(index) + " requested, but there is no CUDA device (" +
+                      state.reason + ")");
+  if (index < 0 || index >= state.count)
+    throw DeviceError("device cuda:" + std::to_string(index) + " requested, but this machine has " +
+                      std::to_string(state.count) + " CUDA device(s)");
+  std::lock_guard lock(mutex);
+  if (backends.empty()) backends.resize(static_cast<std::size_t>(state.count), nullptr);
+  auto& slot = backends[static_cast<std::size_t>(index)];
+  if (!slot) slot = new CudaBackend(index);
+  return *slot;
+}
+
+}  // namespace
+
+int device_count() noexcept {
+  return device_state().count;
+}
+const char* unavailable_reason() noexcept {
+  return device_state().reason.c_str();
+}
+
+Backend& backend(int index) {
+  return backend_object(index);
+}
+
+MemoryStats memory_stats(int index) {
+  return backend_object(index).stats();
+}
+
+void synchronize(int index) {
+  backend_object(index).synchronize();
+}
+
+void set_profiling(int index, bool on) {
+  backend_object(index).set_profiling(on);
+}
+
+std::vector<ProfileEntry> profile_report(int index) {
+  return backend_object(index).profile_report();
+}
+
+}  // namespace vnp::engine::cuda

@@ -1,0 +1,43 @@
+#pragma once
+// The CUDA backend (issue 7): every op of engine/ops.h on NVIDIA GPUs. One backend object per GPU,
+// created on first use, with its own stream, memory arena (arena.h), cuBLASLt handle and workspace
+// (gemm.h). Built only with -DVIRNUCPRO_CUDA=ON; the CUDA runtime is linked statically and libcuda /
+// libcublasLt are opened at run time, so the same binary runs where there is no GPU at all.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/backend.h"
+
+namespace vnp::engine::cuda {
+
+// Number of usable CUDA devices; 0 (never an exception) when there is no driver or no GPU.
+int device_count() noexcept;
+// Why device_count() is 0, e.g. "CUDA driver version is insufficient" ("" when devices exist).
+const char* unavailable_reason() noexcept;
+
+// The backend of GPU `index`; throws DeviceError("... no CUDA device ...") when it does not exist.
+// Matches engine::BackendFactory, so engine/backend.cpp can register it.
+Backend& backend(int index);
+
+// Memory statistics of one GPU's arena (tests, logs).
+struct MemoryStats {
+  std::size_t reserved = 0, in_use = 0, cudamalloc_calls = 0;
+};
+MemoryStats memory_stats(int index);
+
+// Blocks until all work queued on the GPU's stream has finished (benchmarks time with this).
+void synchronize(int index);
+
+// Kernel-level profile (benchmarks): while on, every op records CUDA events around its kernels;
+// profile_report() waits for the GPU and returns the GPU time per op kind (GEMMs per weight shape),
+// largest first, then starts a new count.
+struct ProfileEntry {
+  std::string op;
+  double milliseconds = 0;
+  std::int64_t calls = 0;
+};
+void set_profiling(int index, bool on);
+std::vector<ProfileEntry> profile_report(int index);
+
+}  // namespace vnp::engine::cuda

@@ -1,0 +1,58 @@
+#pragma once
+// Matrix products through cuBLASLt. libcublasLt is opened with dlopen on first use, so a binary built
+// with CUDA still starts (and runs on the CPU) where no CUDA library is installed.
+//
+// Row-major convention: C[m, n] = alpha · A[m, k] · op(B) + beta · C + bias[n], where B is [n, k]
+// (trans_b, the PyTorch weight layout: y = x·Wᵀ) or [k, n]. f16/bf16 operands accumulate in fp32;
+// f32 operands use the exact fp32 path (no TF32). The descriptors and the algorithm are built once per
+// distinct problem (shapes, types, alignment) and cached.
+#include <cuda_runtime_api.h>
+
+#include <compare>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "engine/tensor.h"
+
+namespace vnp::engine::cuda {
+
+struct GemmProblem {
+  std::int64_t m = 0, n = 0, k = 0;
+  std::int64_t lda = 0, ldb = 0, ldc = 0;  // leading dimensions (row strides) in elements
+  bool trans_b = true;
+  DType ab_type = DType::kF32;  // A and B
+  DType c_type = DType::kF32;   // C (and the bias)
+  int batch = 1;                // strided batched product when > 1
+  std::int64_t stride_a = 0, stride_b = 0, stride_c = 0;
+  bool has_bias = false;
+  bool accumulate = false;  // beta = 1 (C += ...), else beta = 0
+  int alignment = 16;       // smallest alignment (bytes) of the operand pointers; set by run()
+
+  auto operator<=>(const GemmProblem&) const = default;
+};
+
+class Gemm {
+ public:
+  explicit Gemm(cudaStream_t stream);
+  ~Gemm();
+  Gemm(const Gemm&) = delete;
+  Gemm& operator=(const Gemm&) = delete;
+
+  // Enqueues C = alpha·A·op(B) (+ C) (+ bias) on the stream; bias may be null when !problem.has_bias.
+  void run(GemmProblem problem, const void* a, const void* b, void* c, const void* bias, float alpha = 1.0f);
+
+ private:
+  struct Plan;  // cuBLASLt descriptors and the chosen algorithm of one problem
+  Plan& plan_for(const GemmProblem& p);
+
+  cudaStream_t stream_;
+  void* handle_ = nullptr;  // cublasLtHandle_t
+  void* workspace_ = nullptr;
+  std::size_t workspace_bytes_ = 0;
+  std::mutex mutex_;
+  std::map<GemmProblem, std::unique_ptr<Plan>> plans_;
+};
+
+}  // namespace vnp::engine::cuda

@@ -1,0 +1,77 @@
+#pragma once
+// Launchers of the CUDA kernels (defined in the .cu files beside this header). Plain C++ signatures:
+// device pointers, sizes and the stream to enqueue on. Nothing here synchronises; callers check
+// launch errors (cuda_check.h). "dt" is the element type of the activations (f32, f16 or bf16);
+// everything that accumulates (norm statistics, softmax, pooling) does so in fp32 or wider.
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "engine/tensor.h"
+
+namespace vnp::engine::cuda::kernels {
+
+// out[t, :] = table[ids[t], :]; an id outside [0, vocab) writes zeros, sets error_flag[0] = 1 and, for the
+// first such id, error_flag[1] = the id.
+void embedding(const void* table, DType dt, std::int64_t vocab, std::int64_t dim, const std::int32_t* ids,
+               std::int64_t n, void* out, int* error_flag, cudaStream_t stream);
+
+// Element-wise ops on n elements.
+void gelu(const void* x, void* out, DType dt, std::int64_t n, cudaStream_t stream);  // exact erf form
+void add(void* a, const void* b, DType dt, std::int64_t n, cudaStream_t stream);     // a += b
+void scale(void* x, DType dt, std::int64_t n, float factor, cudaStream_t stream);
+void cast(const void* x, DType from, void* out, DType to, std::int64_t n, cudaStream_t stream);
+// x [rows, 2f] -> out [rows, f] = gelu(x[:, :f]) * x[:, f:].
+void gated_gelu(const void* x, void* out, DType dt, std::int64_t rows, std::int64_t f, cudaStream_t stream);
+// x [rows, cols] *= row_scale[row] (f32).
+void scale_rows(void* x, DType dt, std::int64_t rows, std::int64_t cols, const float* row_scale,
+                cudaStream_t stream);
+
+// Layer norm over each row of x [rows, cols]; gamma and beta are f32 [cols]; two-pass fp32 statistics.
+void layer_norm(const void* x, DType dt, const float* gamma, const float* beta, std::int64_t rows,
+                std::int64_t cols, float eps, void* out, cudaStream_t stream);
+
+// Half-split rotary embedding in place on x [tokens, heads·head_dim]; positions restart at 0 at every
+// cu_seqlens boundary; inv_freq f32 [head_dim/2]; cos and sin computed in fp32.
+void rotary(void* x, DType dt, std::int64_t tokens, int heads, int head_dim, const float* inv_freq,
+            const std::int32_t* cu_seqlens, int num_seqs, cudaStream_t stream);
+
+// Mean of rows [ranges[2i], ranges[2i+1]) of x [*, cols] into out [n_out, cols] (f32), summed in double.
+void mean_pool(const void* x, DType dt, std::int64_t cols, const std::int32_t* ranges, std::int64_t n_out,
+               float* out, cudaStream_t stream);
+
+// Attention over packed sequences (q, k, v, out: [tokens, heads·head_dim], contiguous). Online softmax in
+// fp32; alibi_slopes (f32 [heads]) may be null. f16/bf16 with head_dim 64 or 128 and 16-byte aligned rows
+// take the tensor-core kernel, everything else a plain fp32-arithmetic kernel.
+struct AttentionArgs {
+  const void* q;
+  const void* k;
+  const void* v;
+  void* out;
+  DType dt;
+  int heads;
+  int head_dim;
+  const std::int32_t* cu_seqlens;  // device, num_seqs + 1
+  int num_seqs;
+  int max_seqlen;
+  float softmax_scale;
+  const float* alibi_slopes;  // device or null
+};
+void attention_varlen(const AttentionArgs& args, cudaStream_t stream);
+// Which kernel attention_varlen picks (for tests and logs): true = tensor cores.
+bool attention_uses_tensor_cores(const AttentionArgs& args);
+// The plain kernel, whatever the arguments (tests compare the two paths).
+void attention_varlen_plain(const AttentionArgs& args, cudaStream_t stream);
+
+// v1 padded path helpers. pad: packed [tokens, heads·hd] -> [n, heads, T, hd] (rows t >= len filled
+// with `fill`); unpad: the reverse for rows t < len.
+void pad_heads(const void* x, void* padded, DType dt, const std::int32_t* cu_seqlens, int num_seqs, int heads,
+               int head_dim, int padded_len, float fill, cudaStream_t stream);
+void unpad_heads(const void* padded, void* x, DType dt, const std::int32_t* cu_seqlens, int num_seqs,
+                 int heads, int head_dim, int padded_len, cudaStream_t stream);
+// Row softmax of scores [n·heads, T, T] (f32, already scaled) with the key-padding mask (keys j >= len:
+// -inf) and optional ALiBi bias, written as probabilities of type dt.
+void masked_softmax(const float* scores, void* probs, DType dt, const std::int32_t* cu_seqlens, int num_seqs,
+                    int heads, int padded_len, const float* alibi_slopes, cudaStream_t stream);
+
+}  // namespace vnp::engine::cuda::kernels

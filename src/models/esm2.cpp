@@ -1,0 +1,331 @@
+#include "models/esm2.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "tokenize/esm_alphabet.h"
+#include "util/error.h"
+#include "weights/state_dict.h"
+
+namespace vnp::models {
+
+using engine::Device;
+using engine::DType;
+using engine::PackedBatch;
+using engine::Tensor;
+namespace ops = engine::ops;
+
+std::string Esm2Config::describe() const {
+  return std::to_string(num_layers) + " layers, hidden " + std::to_string(hidden) + ", " +
+         std::to_string(num_heads) + " heads, FFN " + std::to_string(intermediate);
+}
+
+// ---------------------------------------------------------------------------------------------
+// config.json
+
+Esm2Config read_esm2_config(const std::filesystem::path& config_json) {
+  const std::string file = config_json.string();
+  std::ifstream in(config_json);
+  if (!in) throw ModelError(file, "", "cannot open the config file");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw ModelError(file, "", std::string("not valid JSON: ") + e.what());
+  }
+  auto number = [&](const char* key) -> const nlohmann::json& {
+    if (!j.contains(key) || !j[key].is_number()) throw ModelError(file, key, "missing or not a number");
+    return j[key];
+  };
+  auto positive = [&](const char* key) {
+    auto v = number(key).get<double>();
+    if (v < 1 || v > 1e6 || v != std::floor(v)) throw ModelError(file, key, "not a positive integer");
+    return static_cast<int>(v);
+  };
+  Esm2Config c;
+  c.num_layers = positive("num_hidden_layers");
+  c.hidden = positive("hidden_size");
+  c.num_heads = positive("num_attention_heads");
+  c.intermediate = positive("intermediate_size");
+  c.vocab_size = j.contains("vocab_size") ? positive("vocab_size") : 33;
+  if (j.contains("layer_norm_eps")) c.layer_norm_eps = number("layer_norm_eps").get<float>();
+  if (j.contains("token_dropout")) c.token_dropout = j["token_dropout"].get<bool>();
+  if (j.value("position_embedding_type", "rotary") != "rotary")
+    throw ModelError(file, "position_embedding_type", "only rotary (ESM-2) is supported");
+  if (j.value("emb_layer_norm_before", false))
+    throw ModelError(file, "emb_layer_norm_before", "true is ESM-1b, not ESM-2");
+  if (c.hidden % c.num_heads != 0 || c.head_dim() % 2 != 0)
+    throw ModelError(file, "num_attention_heads", "hidden_size is not a multiple of 2·heads");
+  return c;
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Tensor names: every published layout mapped onto one canonical name per tensor (fair-esm's,
+// without its `encoder.sentence_encoder.` prefix).
+
+constexpr const char* kSharedInvFreq = "rot_emb.inv_freq";  // one inv_freq for every layer
+
+std::string ln_suffix(const std::string& s) {  // transformers 5.x writes LayerNorm gamma/beta
+  if (s == "gamma") return "weight";
+  if (s == "beta") return "bias";
+  return s;
+}
+
+std::optional<std::string> canonical_name(const std::string& stored) {
+  static const std::regex hf_layer(
+      R"(^(?:esm\.)?encoder\.layer\.(\d+|\*)\.(attention\.self\.(query|key|value)|attention\.self\.rotary_embeddings|attention\.output\.dense|attention\.LayerNorm|intermediate\.dense|output\.dense|LayerNorm)\.(weight|bias|gamma|beta|inv_freq)$)");
+  static const std::regex fair_layer(
+      R"(^(?:encoder\.sentence_encoder\.|encoder\.)?(layers\.\d+\.(?:self_attn\.(?:q_proj|k_proj|v_proj|out_proj)\.(?:weight|bias)|self_attn\.rot_emb\.inv_freq|(?:self_attn_layer_norm|final_layer_norm|fc1|fc2)\.(?:weight|bias)))$)");
+  static const std::regex fair_other(
+      R"(^(?:encoder\.sentence_encoder\.|encoder\.)?(embed_tokens\.weight|emb_layer_norm_after\.(?:weight|bias))$)");
+  static const std::map<std::string, std::string> hf_module = {
+      {"attention.self.query", "self_attn.q_proj"},  {"attention.self.key", "self_attn.k_proj"},
+      {"attention.self.value", "self_attn.v_proj"},  {"attention.self.rotary_embeddings", "self_attn.rot_emb"},
+      {"attention.output.dense", "self_attn.out_proj"}, {"attention.LayerNorm", "self_attn_layer_norm"},
+      {"intermediate.dense", "fc1"},                 {"output.dense", "fc2"},
+      {"LayerNorm", "final_layer_norm"}};
+  std::smatch m;
+  if (std::regex_match(stored, m, hf_layer)) {
+    if (m[1] == "*") return m[4] == "inv_freq" ? std::optional<std::string>(kSharedInvFreq) : std::nullopt;
+    return "layers." + m[1].str() + "." + hf_module.at(m[2]) + "." + ln_suffix(m[4]);
+  }
+  if (stored == "esm.embeddings.word_embeddings.weight" || stored == "embeddings.word_embeddings.weight")
+    return "embed_tokens.weight";
+  if (stored == "esm.rotary_embeddings.inv_freq" || stored == "rotary_embeddings.inv_freq") return kSharedInvFreq;
+  static const std::regex hf_final(R"(^(?:esm\.)?encoder\.emb_layer_norm_after\.(weight|bias|gamma|beta)$)");
+  if (std::regex_match(stored, m, hf_final)) return "emb_layer_norm_after." + ln_suffix(m[1]);
+  if (std::regex_match(stored, m, fair_layer) || std::regex_match(stored, m, fair_other)) return m[1].str();
+  return std::nullopt;  // lm_head, contact_head, position_ids, ...: not part of the encoder
+}
+
+int layer_index(const std::string& canonical) {  // "layers.12.fc1.weight" -> 12, else -1
+  if (!canonical.starts_with("layers.")) return -1;
+  return std::stoi(canonical.substr(7));
+}
+
+// fp16-rounded rotary frequencies, as the published checkpoints store them (models.md §1.4).
+std::vector<float> published_inv_freq(int head_dim) {
+  std::vector<float> f;
+  for (int i = 0; i < head_dim; i += 2) {
+    float exact = 1.0f / std::pow(10000.0f, static_cast<float>(i) / static_cast<float>(head_dim));
+    f.push_back(engine::half_to_float(engine::float_to_half(exact)));
+  }
+  return f;
+}
+
+// Finds and converts the model's tensors, checking each against the expected shape.
+class WeightReader {
+ public:
+  WeightReader(std::shared_ptr<const weights::StateDict> sd, Device device) : sd_(std::move(sd)), device_(device) {
+    for (const auto& stored : sd_->names()) {
+      auto canonical = canonical_name(stored);
+      if (!canonical) continue;
+      auto [it, fresh] = by_canonical_.emplace(*canonical, stored);
+      if (!fresh)
+        throw ModelError(file(), stored, "holds the same tensor as '" + it->second + "' (two layouts mixed?)");
+    }
+  }
+
+  const std::string& file() const { return sd_->source(); }
+  const weights::Tensor* find(const std::string& canonical) const {
+    auto it = by_canonical_.find(canonical);
+    return it == by_canonical_.end() ? nullptr : sd_->find(it->second);
+  }
+  const std::string& stored_name(const std::string& canonical) const { return by_canonical_.at(canonical); }
+  const std::map<std::string, std::string>& names() const { return by_canonical_; }
+
+  // The tensor as fp32 on the device, after checking its shape.
+  Tensor get(const std::string& canonical, const engine::Shape& shape) const {
+    const weights::Tensor* t = find(canonical);
+    if (!t) throw ModelError(file(), canonical, "missing from the checkpoint");
+    const std::string& stored = stored_name(canonical);
+    if (t->shape != shape)
+      throw ModelError(file(), stored,
+                       "shape " + weights::shape_string(t->shape) + ", expected " + weights::shape_string(shape));
+    // fp32 on the host: borrow the checkpoint's memory (e.g. the safetensors mmap), no copy.
+    bool aligned = reinterpret_cast<std::uintptr_t>(t->data) % alignof(float) == 0;
+    if (t->dtype == weights::DType::F32 && aligned && device_.is_cpu())
+      return Tensor::borrow(const_cast<std::byte*>(t->data), shape, DType::kF32, device_, sd_);
+    return Tensor::from_floats(sd_->to_float32(stored), shape).to(device_);
+  }
+
+ private:
+  std::shared_ptr<const weights::StateDict> sd_;
+  Device device_;
+  std::map<std::string, std::string> by_canonical_;
+};
+
+Esm2Config infer_config(const WeightReader& w) {
+  const weights::Tensor* emb = w.find("embed_tokens.weight");
+  if (!emb || emb->shape.size() != 2) throw ModelError(w.file(), "embed_tokens.weight", "missing or not 2-D");
+  Esm2Config c;
+  c.vocab_size = static_cast<int>(emb->shape[0]);
+  c.hidden = static_cast<int>(emb->shape[1]);
+  std::set<int> layers;
+  for (const auto& [canonical, stored] : w.names())
+    if (int i = layer_index(canonical); i >= 0) layers.insert(i);
+  c.num_layers = static_cast<int>(layers.size());
+  if (c.num_layers == 0) throw ModelError(w.file(), "layers.0", "no encoder layers found");
+  const weights::Tensor* fc1 = w.find("layers.0.fc1.weight");
+  if (!fc1 || fc1->shape.size() != 2) throw ModelError(w.file(), "layers.0.fc1.weight", "missing or not 2-D");
+  c.intermediate = static_cast<int>(fc1->shape[0]);
+  const weights::Tensor* inv = w.find("layers.0.self_attn.rot_emb.inv_freq");
+  if (!inv) inv = w.find(kSharedInvFreq);
+  if (!inv || inv->shape.size() != 1 || inv->shape[0] < 1 || c.hidden % (2 * inv->shape[0]) != 0)
+    throw ModelError(w.file(), "layers.0.self_attn.rot_emb.inv_freq",
+                     "needed to infer the head count without a config.json: missing or mis-shaped");
+  c.num_heads = c.hidden / static_cast<int>(2 * inv->shape[0]);
+  return c;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+Esm2 Esm2::load(const std::filesystem::path& path, Device device) {
+  auto sd = std::make_shared<const weights::StateDict>(weights::load_state_dict(path));
+  std::filesystem::path dir = std::filesystem::is_directory(path) ? path : path.parent_path();
+  std::optional<Esm2Config> config;
+  if (std::filesystem::exists(dir / "config.json")) config = read_esm2_config(dir / "config.json");
+  return from_state_dict(std::move(sd), config, device);
+}
+
+Esm2 Esm2::from_state_dict(std::shared_ptr<const weights::StateDict> state_dict, const std::optional<Esm2Config>& config,
+                           Device device) {
+  WeightReader w(std::move(state_dict), device);
+  Esm2 m;
+  m.config_ = config ? *config : infer_config(w);
+  m.device_ = device;
+  const Esm2Config& c = m.config_;
+  const std::int64_t d = c.hidden, f = c.intermediate, half = c.head_dim() / 2;
+
+  // Tensors of layers the config does not have mean a config/weights mismatch.
+  for (const auto& [canonical, stored] : w.names())
+    if (layer_index(canonical) >= c.num_layers)
+      throw ModelError(w.file(), stored, "belongs to a layer beyond the " + std::to_string(c.num_layers) + " configured");
+
+  m.embed_tokens_ = w.get("embed_tokens.weight", {c.vocab_size, d});
+  const std::vector<float> expected_inv_freq = published_inv_freq(c.head_dim());
+  for (int i = 0; i < c.num_layers; ++i) {
+    const std::string p = "layers." + std::to_string(i) + ".";
+    Layer L;
+    L.attn_ln_w = w.get(p + "self_attn_layer_norm.weight", {d});
+    L.attn_ln_b = w.get(p + "self_attn_layer_norm.bias", {d});
+    L.q_w = w.get(p + "self_attn.q_proj.weight", {d, d});
+    L.q_b = w.get(p + "self_attn.q_proj.bias", {d});
+    L.k_w = w.get(p + "self_attn.k_proj.weight", {d, d});
+    L.k_b = w.get(p + "self_attn.k_proj.bias", {d});
+    L.v_w = w.get(p + "self_attn.v_proj.weight", {d, d});
+    L.v_b = w.get(p + "self_attn.v_proj.bias", {d});
+    L.out_w = w.get(p + "self_attn.out_proj.weight", {d, d});
+    L.out_b = w.get(p + "self_attn.out_proj.bias", {d});
+    L.ffn_ln_w = w.get(p + "final_layer_norm.weight", {d});
+    L.ffn_ln_b = w.get(p + "final_layer_norm.bias", {d});
+    L.fc1_w = w.get(p + "fc1.weight", {f, d});
+    L.fc1_b = w.get(p + "fc1.bias", {f});
+    L.fc2_w = w.get(p + "fc2.weight", {d, f});
+    L.fc2_b = w.get(p + "fc2.bias", {d});
+    // inv_freq: the layer's own, else the model-level one (transformers 5.x), else recomputed.
+    std::string inv_name = p + "self_attn.rot_emb.inv_freq";
+    if (!w.find(inv_name) && w.find(kSharedInvFreq)) inv_name = kSharedInvFreq;
+    if (w.find(inv_name)) {
+      L.inv_freq = w.get(inv_name, {half});
+      if (L.inv_freq.to_floats() != expected_inv_freq)
+        throw ModelError(w.file(), w.stored_name(inv_name),
+                         "not ESM-2's rotary frequencies for head_dim " + std::to_string(c.head_dim()));
+    } else {
+      L.inv_freq = Tensor::from_floats(expected_inv_freq, {half}).to(device);
+    }
+    m.layers_.push_back(std::move(L));
+  }
+  m.final_ln_w_ = w.get("emb_layer_norm_after.weight", {d});
+  m.final_ln_b_ = w.get("emb_layer_norm_after.bias", {d});
+  return m;
+}
+
+void Esm2::set_compute_dtype(DType dtype) {
+  embed_tokens_ = ops::cast(embed_tokens_, dtype);
+  for (Layer& L : layers_)
+    for (Tensor* t : {&L.q_w, &L.q_b, &L.k_w, &L.k_b, &L.v_w, &L.v_b, &L.out_w, &L.out_b, &L.fc1_w, &L.fc1_b, &L.fc2_w,
+                      &L.fc2_b})
+      *t = ops::cast(*t, dtype);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward pass (reference/models.md §1.3)
+
+// Token embeddings with the token-dropout rescale: ×0.88 when no <mask> is present; otherwise
+// <mask> rows are zeroed and each sequence is scaled by 0.88 / (1 - its share of <mask> tokens).
+Tensor Esm2::token_embeddings(const PackedBatch& batch) const {
+  Tensor x = ops::embedding(embed_tokens_, batch.tokens);
+  if (!config_.token_dropout) return x;
+  constexpr float kKeep = 1.0f - 0.15f * 0.8f;
+  const std::vector<std::int32_t> tokens = batch.tokens.to_ints();
+  if (std::find(tokens.begin(), tokens.end(), tokenize::EsmAlphabet::kMask) == tokens.end()) {
+    ops::scale_(x, kKeep);
+    return x;
+  }
+  std::vector<float> row_scale(tokens.size());
+  for (std::int64_t s = 0; s < batch.num_sequences(); ++s) {
+    auto first = tokens.begin() + batch.seq_begin(s), last = first + batch.seq_len(s);
+    auto masks = std::count(first, last, tokenize::EsmAlphabet::kMask);
+    float factor = kKeep / (1.0f - static_cast<float>(masks) / static_cast<float>(batch.seq_len(s)));
+    for (auto t = first; t != last; ++t)
+      row_scale[static_cast<std::size_t>(t - tokens.begin())] = *t == tokenize::EsmAlphabet::kMask ? 0.0f : factor;
+  }
+  ops::scale_rows_(x, Tensor::from_floats(row_scale, {x.dim(0)}).to(device_));
+  return x;
+}
+
+// One pre-LN layer, in place on x: x += attn(LN(x)); x += FFN(LN(x)).
+void Esm2::run_layer(const Layer& L, Tensor& x, const PackedBatch& batch) const {
+  const int heads = config_.num_heads;
+  Tensor h = ops::layer_norm(x, L.attn_ln_w, L.attn_ln_b, config_.layer_norm_eps);
+  Tensor q = ops::linear(h, L.q_w, L.q_b);
+  Tensor k = ops::linear(h, L.k_w, L.k_b);
+  Tensor v = ops::linear(h, L.v_w, L.v_b);
+  ops::scale_(q, 1.0f / std::sqrt(static_cast<float>(config_.head_dim())));  // before rotary, as ESM does
+  ops::rotary_(q, L.inv_freq, batch, heads);
+  ops::rotary_(k, L.inv_freq, batch, heads);
+  engine::AttentionParams params{heads, 1.0f, {}};
+  Tensor a = v1_attention_ ? ops::attention_padded(q, k, v, batch, params)
+                           : ops::attention_varlen(q, k, v, batch, params);
+  ops::linear_accumulate_(x, a, L.out_w, L.out_b);
+
+  h = ops::layer_norm(x, L.ffn_ln_w, L.ffn_ln_b, config_.layer_norm_eps);
+  Tensor f = ops::linear_gelu(h, L.fc1_w, L.fc1_b);
+  ops::linear_accumulate_(x, f, L.fc2_w, L.fc2_b);
+}
+
+Esm2Outputs Esm2::forward(const PackedBatch& batch, bool keep_last_hidden, bool keep_hidden_states) const {
+  std::vector<engine::TokenRange> residues;
+  for (std::int64_t s = 0; s < batch.num_sequences(); ++s) {
+    if (batch.seq_len(s) < 3) throw std::invalid_argument("Esm2: sequence " + std::to_string(s) + " has no residue");
+    std::int32_t first = batch.seq_begin(s) + 1;
+    residues.push_back({first, first + std::min(batch.seq_len(s) - 2, kMaxMeanResidues)});
+  }
+  Esm2Outputs out;
+  Tensor x = token_embeddings(batch);
+  if (keep_hidden_states) out.hidden_states.push_back(x.clone());
+  for (const Layer& layer : layers_) {
+    run_layer(layer, x, batch);
+    if (keep_hidden_states) out.hidden_states.push_back(x.clone());
+  }
+  x = ops::layer_norm(x, final_ln_w_, final_ln_b_, config_.layer_norm_eps);
+  out.mean = ops::mean_pool_varlen(x, residues);
+  if (keep_last_hidden) out.last_hidden = x;
+  return out;
+}
+
+Tensor Esm2::embed(const PackedBatch& batch) const { return forward(batch, false, false).mean; }
+
+}  // namespace vnp::models

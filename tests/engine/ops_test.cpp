@@ -1,0 +1,320 @@
+// Every op against a naive double-precision reference written out here, on shapes that do not
+// divide the kernels' tile sizes; plus bit-identity across thread counts.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "engine/ops.h"
+#include "engine/thread_pool.h"
+
+namespace vnp::engine {
+namespace {
+
+using Matrix = std::vector<double>;  // row-major reference values
+
+std::vector<float> random_floats(std::size_t n, std::uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+Tensor random_tensor(Shape shape, std::uint32_t seed, float scale = 1.0f) {
+  return Tensor::from_floats(random_floats(static_cast<std::size_t>(shape_numel(shape)), seed, scale), shape);
+}
+
+Matrix as_double(const Tensor& t) {
+  auto f = t.to_floats();
+  return Matrix(f.begin(), f.end());
+}
+
+// ||got - want|| / ||want|| over the whole tensor.
+double relative_l2(const Tensor& got, const Matrix& want) {
+  auto g = got.to_floats();
+  EXPECT_EQ(g.size(), want.size());
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < want.size() && i < g.size(); ++i) {
+    num += (g[i] - want[i]) * (g[i] - want[i]);
+    den += want[i] * want[i];
+  }
+  return std::sqrt(num / den);
+}
+
+double max_abs_diff(const Tensor& got, const Matrix& want) {
+  auto g = got.to_floats();
+  double m = 0;
+  for (std::size_t i = 0; i < want.size(); ++i) m = std::max(m, std::abs(g[i] - want[i]));
+  return m;
+}
+
+bool bit_identical(const Tensor& a, const Tensor& b) {
+  return a.shape() == b.shape() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
+}
+
+double gelu_ref(double x) { return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))); }
+
+Matrix linear_ref(const Matrix& x, const Matrix& w, const Matrix* b, std::int64_t m, std::int64_t n, std::int64_t k) {
+  Matrix y(static_cast<std::size_t>(m * n));
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t j = 0; j < n; ++j) {
+      double s = b ? (*b)[static_cast<std::size_t>(j)] : 0.0;
+      for (std::int64_t p = 0; p < k; ++p) s += x[static_cast<std::size_t>(i * k + p)] * w[static_cast<std::size_t>(j * k + p)];
+      y[static_cast<std::size_t>(i * n + j)] = s;
+    }
+  return y;
+}
+
+class OpsTest : public ::testing::Test {
+ protected:
+  void SetUp() override { set_num_threads(2); }
+  void TearDown() override { set_num_threads(1); }
+};
+
+TEST_F(OpsTest, EmbeddingGathersRowsAndRejectsBadIds) {
+  Tensor table = random_tensor({5, 3}, 1);
+  Tensor out = ops::embedding(table, Tensor::from_ints({4, 0, 4}, {3}));
+  auto t = table.to_floats(), o = out.to_floats();
+  for (int j = 0; j < 3; ++j) {
+    EXPECT_EQ(o[static_cast<std::size_t>(j)], t[static_cast<std::size_t>(12 + j)]);
+    EXPECT_EQ(o[static_cast<std::size_t>(3 + j)], t[static_cast<std::size_t>(j)]);
+  }
+  EXPECT_THROW(ops::embedding(table, Tensor::from_ints({5}, {1})), std::out_of_range);
+  EXPECT_THROW(ops::embedding(table, Tensor::from_ints({-1}, {1})), std::out_of_range);
+}
+
+TEST_F(OpsTest, LinearMatchesNaiveGemm) {
+  // 385 x 1030 crosses the GEMM tile edges in both dimensions; K = 37 is odd.
+  const std::int64_t m = 385, n = 1030, k = 37;
+  Tensor x = random_tensor({m, k}, 2), w = random_tensor({n, k}, 3), b = random_tensor({n}, 4);
+  Matrix xd = as_double(x), wd = as_double(w), bd = as_double(b);
+  Matrix want = linear_ref(xd, wd, &bd, m, n, k);
+  EXPECT_LT(relative_l2(ops::linear(x, w, b), want), 1e-6);
+  EXPECT_LT(relative_l2(ops::linear(x, w), linear_ref(xd, wd, nullptr, m, n, k)), 1e-6);
+
+  Matrix want_gelu = want;
+  for (auto& v : want_gelu) v = gelu_ref(v);
+  EXPECT_LT(relative_l2(ops::linear_gelu(x, w, b), want_gelu), 1e-6);
+
+  Tensor acc = random_tensor({m, n}, 5);
+  Matrix want_acc = as_double(acc);
+  for (std::size_t i = 0; i < want_acc.size(); ++i) want_acc[i] += want[i];
+  ops::linear_accumulate_(acc, x, w, b);
+  EXPECT_LT(relative_l2(acc, want_acc), 1e-6);
+
+  EXPECT_THROW(ops::linear(x, random_tensor({n, k + 1}, 6)), std::invalid_argument);
+  EXPECT_THROW(ops::linear(x, w, random_tensor({n + 1}, 6)), std::invalid_argument);
+}
+
+TEST_F(OpsTest, LayerNormMatchesReference) {
+  const std::int64_t rows = 37, cols = 160;
+  Tensor x = random_tensor({rows, cols}, 7, 3.0f), g = random_tensor({cols}, 8), b = random_tensor({cols}, 9);
+  // An offset row: catastrophic cancellation would show with one-pass fp32 statistics.
+  auto xv = x.to_floats();
+  for (std::int64_t j = 0; j < cols; ++j) xv[static_cast<std::size_t>(j)] += 1000.0f;
+  x = Tensor::from_floats(xv, {rows, cols});
+  Matrix xd = as_double(x), gd = as_double(g), bd = as_double(b), want(xd.size());
+  for (std::int64_t r = 0; r < rows; ++r) {
+    double mean = 0, var = 0;
+    for (std::int64_t j = 0; j < cols; ++j) mean += xd[static_cast<std::size_t>(r * cols + j)];
+    mean /= cols;
+    for (std::int64_t j = 0; j < cols; ++j) var += std::pow(xd[static_cast<std::size_t>(r * cols + j)] - mean, 2);
+    var /= cols;
+    for (std::int64_t j = 0; j < cols; ++j)
+      want[static_cast<std::size_t>(r * cols + j)] =
+          (xd[static_cast<std::size_t>(r * cols + j)] - mean) / std::sqrt(var + 1e-5) * gd[static_cast<std::size_t>(j)] +
+          bd[static_cast<std::size_t>(j)];
+  }
+  EXPECT_LT(relative_l2(ops::layer_norm(x, g, b, 1e-5f), want), 1e-6);
+}
+
+TEST_F(OpsTest, GeluIsTheExactErfForm) {
+  std::vector<float> xs;
+  for (int i = -4000; i <= 4000; ++i) xs.push_back(static_cast<float>(i) * 0.0025f);
+  Tensor x = Tensor::from_floats(xs, {static_cast<std::int64_t>(xs.size())});
+  Tensor y = ops::gelu(x);
+  Matrix want;
+  for (float v : xs) want.push_back(gelu_ref(v));
+  EXPECT_LT(max_abs_diff(y, want), 2e-6);
+  // The tanh approximation differs by up to ~5e-4 around |x| = 2: make sure we are not it.
+  double x0 = 2.0;
+  double tanh_form = 0.5 * x0 * (1 + std::tanh(std::sqrt(2 / M_PI) * (x0 + 0.044715 * x0 * x0 * x0)));
+  EXPECT_GT(std::abs(tanh_form - gelu_ref(x0)), 1e-5);
+  EXPECT_NEAR(ops::gelu(Tensor::from_floats({2.0f}, {1})).to_floats()[0], gelu_ref(2.0), 1e-6);
+}
+
+TEST_F(OpsTest, GatedGeluActivatesTheFirstHalf) {
+  const std::int64_t rows = 5, half = 33;
+  Tensor x = random_tensor({rows, 2 * half}, 10, 2.0f);
+  Matrix xd = as_double(x), want;
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t j = 0; j < half; ++j)
+      want.push_back(gelu_ref(xd[static_cast<std::size_t>(r * 2 * half + j)]) * xd[static_cast<std::size_t>(r * 2 * half + half + j)]);
+  EXPECT_LT(relative_l2(ops::gated_gelu(x), want), 1e-6);
+}
+
+TEST_F(OpsTest, AddAndScale) {
+  Tensor a = random_tensor({4, 7}, 11), b = random_tensor({4, 7}, 12);
+  Matrix want = as_double(a), bd = as_double(b);
+  for (std::size_t i = 0; i < want.size(); ++i) want[i] = (want[i] + bd[i]) * 0.5;
+  Tensor c = ops::add(a, b);
+  ops::scale_(c, 0.5f);
+  EXPECT_LT(relative_l2(c, want), 1e-7);
+  Tensor rows = Tensor::from_floats({1, 0, 2, -1}, {4});
+  Tensor d = a.clone();
+  ops::scale_rows_(d, rows);
+  auto ad = a.to_floats(), dd = d.to_floats();
+  EXPECT_EQ(dd[7], 0.0f);
+  EXPECT_EQ(dd[14], 2 * ad[14]);
+  EXPECT_EQ(dd[27], -ad[27]);
+}
+
+// Rotary reference: positions restart per sequence, half-split pairs (j, j + hd/2).
+Matrix rotary_ref(const Matrix& x, const std::vector<float>& inv_freq, const std::vector<std::int32_t>& cu, int heads,
+                  int hd) {
+  Matrix y = x;
+  const int width = heads * hd, half = hd / 2;
+  for (std::size_t s = 0; s + 1 < cu.size(); ++s)
+    for (int t = cu[s]; t < cu[s + 1]; ++t)
+      for (int h = 0; h < heads; ++h)
+        for (int i = 0; i < half; ++i) {
+          double theta = (t - cu[s]) * static_cast<double>(inv_freq[static_cast<std::size_t>(i)]);
+          std::size_t lo = static_cast<std::size_t>(t * width + h * hd + i), hi = lo + static_cast<std::size_t>(half);
+          y[lo] = x[lo] * std::cos(theta) - x[hi] * std::sin(theta);
+          y[hi] = x[hi] * std::cos(theta) + x[lo] * std::sin(theta);
+        }
+  return y;
+}
+
+TEST_F(OpsTest, RotaryRestartsPositionsPerSequence) {
+  const int heads = 3, hd = 8;
+  PackedBatch batch = PackedBatch::pack({std::vector<std::int32_t>(5, 4), std::vector<std::int32_t>(300, 4),
+                                         std::vector<std::int32_t>(1, 4)});
+  std::vector<float> inv_freq = {1.0f, 0.75f, 0.1f, 0.01f};
+  Tensor x = random_tensor({batch.total_tokens(), heads * hd}, 13);
+  Matrix want = rotary_ref(as_double(x), inv_freq, batch.host_cu_seqlens, heads, hd);
+  ops::rotary_(x, Tensor::from_floats(inv_freq, {4}), batch, heads);
+  EXPECT_LT(relative_l2(x, want), 1e-6);
+}
+
+// Attention reference in double: per sequence and head, softmax(scale·qkᵀ - slope·|i-j|)·v.
+Matrix attention_ref(const Matrix& q, const Matrix& k, const Matrix& v, const std::vector<std::int32_t>& cu, int heads,
+                     int hd, double scale, const std::vector<float>& slopes) {
+  const int width = heads * hd;
+  Matrix out(q.size());
+  for (std::size_t s = 0; s + 1 < cu.size(); ++s)
+    for (int h = 0; h < heads; ++h)
+      for (int i = cu[s]; i < cu[s + 1]; ++i) {
+        std::vector<double> p;
+        double mx = -1e300;
+        for (int j = cu[s]; j < cu[s + 1]; ++j) {
+          double d = 0;
+          for (int c = 0; c < hd; ++c)
+            d += q[static_cast<std::size_t>(i * width + h * hd + c)] * k[static_cast<std::size_t>(j * width + h * hd + c)];
+          d = d * scale - (slopes.empty() ? 0.0 : slopes[static_cast<std::size_t>(h)] * std::abs(i - j));
+          p.push_back(d);
+          mx = std::max(mx, d);
+        }
+        double sum = 0;
+        for (auto& e : p) sum += (e = std::exp(e - mx));
+        for (int c = 0; c < hd; ++c) {
+          double o = 0;
+          for (int j = cu[s]; j < cu[s + 1]; ++j)
+            o += p[static_cast<std::size_t>(j - cu[s])] * v[static_cast<std::size_t>(j * width + h * hd + c)];
+          out[static_cast<std::size_t>(i * width + h * hd + c)] = o / sum;
+        }
+      }
+  return out;
+}
+
+struct AttentionCase {
+  std::vector<int> lengths;
+  int heads, hd;
+  bool alibi;
+};
+
+class AttentionTest : public OpsTest, public ::testing::WithParamInterface<AttentionCase> {};
+
+TEST_P(AttentionTest, VarlenAndPaddedMatchTheReference) {
+  const auto& c = GetParam();
+  std::vector<std::vector<std::int32_t>> seqs;
+  for (int n : c.lengths) seqs.emplace_back(static_cast<std::size_t>(n), 5);
+  PackedBatch batch = PackedBatch::pack(seqs);
+  const std::int64_t width = c.heads * c.hd;
+  Tensor q = random_tensor({batch.total_tokens(), width}, 21), k = random_tensor({batch.total_tokens(), width}, 22),
+         v = random_tensor({batch.total_tokens(), width}, 23);
+  std::vector<float> slopes;
+  AttentionParams params{c.heads, 1.0f / std::sqrt(static_cast<float>(c.hd)), {}};
+  if (c.alibi) {
+    for (int h = 0; h < c.heads; ++h) slopes.push_back(std::pow(2.0f, -1.0f - static_cast<float>(h)));
+    params.alibi_slopes = Tensor::from_floats(slopes, {c.heads});
+  }
+  Matrix want = attention_ref(as_double(q), as_double(k), as_double(v), batch.host_cu_seqlens, c.heads, c.hd,
+                              params.softmax_scale, slopes);
+  Tensor varlen = ops::attention_varlen(q, k, v, batch, params);
+  Tensor padded = ops::attention_padded(q, k, v, batch, params);
+  EXPECT_LT(relative_l2(varlen, want), 1e-6);
+  EXPECT_LT(relative_l2(padded, want), 1e-6);
+  EXPECT_LT(relative_l2(padded, as_double(varlen)), 1e-6);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
+                         ::testing::Values(AttentionCase{{7}, 4, 16, false},
+                                           AttentionCase{{1, 3, 130, 64, 2}, 2, 24, false},  // 130 > one query block
+                                           AttentionCase{{40, 9, 300}, 12, 8, true},
+                                           AttentionCase{{5, 5}, 1, 64, true}));
+
+TEST_F(OpsTest, PaddedAttentionMasksThePads) {
+  // One short sequence beside a long one: if pad keys leaked into the softmax, the short
+  // sequence's output would change (pads hold 1.0, so their scores are far from -inf).
+  PackedBatch alone = PackedBatch::pack({std::vector<std::int32_t>(3, 5)});
+  PackedBatch mixed = PackedBatch::pack({std::vector<std::int32_t>(3, 5), std::vector<std::int32_t>(50, 5)});
+  const int heads = 2, hd = 4;
+  Tensor q = random_tensor({53, heads * hd}, 31), k = random_tensor({53, heads * hd}, 32), v = random_tensor({53, heads * hd}, 33);
+  AttentionParams p{heads, 0.5f, {}};
+  Tensor a = ops::attention_padded(q.rows(0, 3), k.rows(0, 3), v.rows(0, 3), alone, p);
+  Tensor b = ops::attention_padded(q, k, v, mixed, p).rows(0, 3);
+  EXPECT_LT(relative_l2(b, as_double(a)), 1e-6);
+}
+
+TEST_F(OpsTest, MeanPoolAveragesEachRange) {
+  Tensor x = random_tensor({10, 6}, 41);
+  Matrix xd = as_double(x), want;
+  std::vector<TokenRange> ranges = {{1, 4}, {0, 10}, {9, 10}};
+  for (auto r : ranges)
+    for (int j = 0; j < 6; ++j) {
+      double s = 0;
+      for (int t = r.begin; t < r.end; ++t) s += xd[static_cast<std::size_t>(t * 6 + j)];
+      want.push_back(s / (r.end - r.begin));
+    }
+  EXPECT_LT(relative_l2(ops::mean_pool_varlen(x, ranges), want), 1e-7);
+  EXPECT_THROW(ops::mean_pool_varlen(x, {{3, 3}}), std::invalid_argument);
+  EXPECT_THROW(ops::mean_pool_varlen(x, {{3, 11}}), std::invalid_argument);
+}
+
+TEST_F(OpsTest, BitIdenticalAcrossThreadCounts) {
+  PackedBatch batch = PackedBatch::pack({std::vector<std::int32_t>(200, 5), std::vector<std::int32_t>(77, 5),
+                                         std::vector<std::int32_t>(300, 5)});
+  const std::int64_t n = batch.total_tokens(), d = 96;
+  Tensor x = random_tensor({n, d}, 51), w = random_tensor({700, d}, 52), b = random_tensor({700}, 53);
+  Tensor q = random_tensor({n, d}, 54), k = random_tensor({n, d}, 55), v = random_tensor({n, d}, 56);
+  AttentionParams p{4, 0.2f, Tensor::from_floats({0.5f, 0.25f, 0.125f, 0.0625f}, {4})};
+  auto run = [&](int threads) {
+    set_num_threads(threads);
+    std::vector<Tensor> outs = {ops::linear_gelu(x, w, b), ops::attention_varlen(q, k, v, batch, p),
+                                ops::attention_padded(q, k, v, batch, p), ops::layer_norm(x, b.rows(0, d), b.rows(0, d), 1e-5f),
+                                ops::mean_pool_varlen(x, {{0, 200}, {5, static_cast<std::int32_t>(n)}})};
+    return outs;
+  };
+  auto one = run(1);
+  for (int threads : {2, 4}) {
+    auto many = run(threads);
+    for (std::size_t i = 0; i < one.size(); ++i) EXPECT_TRUE(bit_identical(one[i], many[i])) << "output " << i << ", threads " << threads;
+  }
+}
+
+}  // namespace
+}  // namespace vnp::engine

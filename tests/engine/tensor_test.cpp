@@ -1,0 +1,105 @@
+// Tensor basics, half/bfloat16 conversions, device dispatch and the thread pool.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/ops.h"
+#include "engine/tensor.h"
+#include "engine/thread_pool.h"
+#include "util/error.h"
+
+namespace vnp::engine {
+namespace {
+
+TEST(Tensor, ShapesRowsAndReshapeShareTheBuffer) {
+  Tensor t = Tensor::from_floats({0, 1, 2, 3, 4, 5}, {3, 2});
+  EXPECT_EQ(t.numel(), 6);
+  EXPECT_EQ(t.nbytes(), 24u);
+  EXPECT_EQ(t.dim(-1), 2);
+  Tensor r = t.rows(1, 3);
+  EXPECT_EQ(r.shape(), (Shape{2, 2}));
+  EXPECT_EQ(r.to_floats(), (std::vector<float>{2, 3, 4, 5}));
+  r.data<float>()[0] = 42;
+  EXPECT_EQ(t.data<float>()[2], 42);
+  EXPECT_EQ(t.reshape({6}).shape(), (Shape{6}));
+  EXPECT_THROW(t.reshape({4}), std::invalid_argument);
+  EXPECT_THROW(t.rows(2, 4), std::out_of_range);
+  EXPECT_THROW(t.data<std::int32_t>(), std::invalid_argument);
+  EXPECT_FALSE(Tensor().defined());
+  EXPECT_EQ(t.describe(), "f32[3, 2] on cpu");
+}
+
+TEST(Tensor, BorrowKeepsTheOwnerAlive) {
+  auto owner = std::make_shared<std::vector<float>>(std::vector<float>{1, 2, 3});
+  std::weak_ptr<std::vector<float>> watch = owner;
+  Tensor t = Tensor::borrow(owner->data(), {3}, DType::kF32, Device::cpu(), owner);
+  owner.reset();
+  EXPECT_FALSE(watch.expired());
+  EXPECT_EQ(t.to_floats(), (std::vector<float>{1, 2, 3}));
+  t = Tensor();
+  EXPECT_TRUE(watch.expired());
+}
+
+TEST(Tensor, HalfConversionsMatchKnownBits) {
+  // fp16 bits of ESM-2's head_dim-64 inv_freq (reference/models.md §1.4), first entries.
+  EXPECT_EQ(half_to_float(0x3c00), 1.0f);
+  EXPECT_EQ(half_to_float(0x3a00), 0.75f);
+  EXPECT_EQ(float_to_half(0.7498942f), 0x3a00);
+  EXPECT_EQ(float_to_half(1.0f / std::pow(10000.0f, 4.0f / 64)), 0x3880);
+  EXPECT_EQ(half_to_float(0x0001), 0x1p-24f);  // smallest subnormal
+  EXPECT_EQ(float_to_half(0x1p-25f), 0x0000);   // ties to even: rounds down to 0
+  EXPECT_EQ(float_to_half(65504.0f), 0x7bff);
+  EXPECT_EQ(float_to_half(65520.0f), 0x7c00);  // overflows to inf
+  EXPECT_EQ(float_to_half(-2.0f), 0xc000);
+  // Every finite half survives a round trip.
+  for (std::uint32_t h = 0; h < 0x10000; ++h)
+    if ((h & 0x7c00) != 0x7c00) {
+      ASSERT_EQ(float_to_half(half_to_float(static_cast<std::uint16_t>(h))), h) << h;
+    }
+  EXPECT_EQ(bf16_to_float(float_to_bf16(1.00390625f)), 1.0f);  // tie to even
+  EXPECT_EQ(float_to_bf16(3.0f), 0x4040);
+}
+
+TEST(Tensor, CastRoundTrips) {
+  Tensor t = Tensor::from_floats({0.5f, -1.25f, 3.0f}, {3});
+  EXPECT_EQ(ops::cast(ops::cast(t, DType::kF16), DType::kF32).to_floats(), t.to_floats());
+  EXPECT_EQ(ops::cast(ops::cast(t, DType::kBF16), DType::kF32).to_floats(), t.to_floats());
+}
+
+TEST(Backend, CudaWithoutCudaIsADeviceError) {
+  try {
+    Tensor::empty({2}, DType::kF32, Device::cuda(0));
+    FAIL() << "expected DeviceError";
+  } catch (const DeviceError& e) {
+    EXPECT_NE(std::string(e.what()).find("built without CUDA"), std::string::npos);
+  }
+}
+
+TEST(ThreadPool, CoversEveryChunkOnceAndRethrows) {
+  for (int threads : {1, 2, 4}) {
+    set_num_threads(threads);
+    std::vector<std::atomic<int>> hits(1000);
+    parallel_for(1000, 7, [&](std::int64_t b, std::int64_t e) {
+      EXPECT_TRUE(b % 7 == 0 && (e - b == 7 || e == 1000));
+      for (auto i = b; i < e; ++i) hits[static_cast<std::size_t>(i)]++;
+    });
+    for (auto& h : hits) ASSERT_EQ(h.load(), 1);
+    EXPECT_THROW(parallel_for(100, 1,
+                              [](std::int64_t b, std::int64_t) {
+                                if (b == 50) throw std::runtime_error("chunk 50");
+                              }),
+                 std::runtime_error);
+    // Nested calls run inline instead of deadlocking.
+    std::atomic<int> inner{0};
+    parallel_for(4, 1, [&](std::int64_t, std::int64_t) { parallel_for(3, 1, [&](std::int64_t, std::int64_t) { ++inner; }); });
+    EXPECT_EQ(inner.load(), 12);
+  }
+  set_num_threads(1);
+}
+
+}  // namespace
+}  // namespace vnp::engine

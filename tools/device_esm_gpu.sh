@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# One device call for issue 7, run from the repository root on the GPU machine (carry ".device/cuda",
+# made here by tools/make_device_bundle.sh; nothing is built there):
+#   1. the GPU tests (engine_cuda_tests, label "gpu") and cuda_nodevice_tests;
+#   2. a random full-size ESM-2 3B with Hugging Face fp32 reference means (tools/esm_reference.py);
+#   3. the Hugging Face transformers baseline (tools/esm_hf_baseline.py, bf16, SDPA) and then ours
+#      (bench_esm_gpu) on the same proteins; ours prints both and the ratio.
+# Logs go to $OUT (gpu.txt, tests.log, gen.log, hf.log, bench.log).
+#   usage: tools/device_esm_gpu.sh [PROTEINS_PER_LENGTH=20000] [LENGTHS=166,100,50] [BENCH_ARGS...]
+set -uo pipefail
+count=${1:-20000}
+lengths=${2:-166,100,50}
+shift 2 2>/dev/null || shift $#
+out=${OUT:-/tmp/vnp-out}
+work=/tmp/vnp
+mkdir -p "$out" "$work"
+tar -xJf .device/cuda/bundle.tar.xz -C "$work" || exit 1
+export LD_LIBRARY_PATH=$work/bundle/lib:${LD_LIBRARY_PATH:-}
+bin=$work/bundle/bin
+# The test binaries read their data from the path they were built at (/work/main/tests/data).
+if [[ ! -e /work/main/tests/data ]]; then mkdir -p /work && ln -sfn "$PWD" /work/main; fi
+
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1 | tee "$out/gpu.txt"
+
+start=$SECONDS
+timeout 120 "$bin/cuda_nodevice_tests" > "$out/tests.log" 2>&1
+timeout 300 "$bin/engine_cuda_tests" >> "$out/tests.log" 2>&1
+echo "engine_cuda_tests exit $? after $((SECONDS - start)) s" | tee -a "$out/tests.log"
+grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[  FAILED  \]|Failure|Expected|Which is|actual|seed" "$out/tests.log" | head -60
+
+start=$SECONDS
+PYTHONUNBUFFERED=1 timeout 300 python3 tools/esm_reference.py "$work/esm3b" --preset 3B --device cuda \
+  --dtype float32 > "$out/gen.log" 2>&1
+echo "esm_reference.py exit $? after $((SECONDS - start)) s"; tail -2 "$out/gen.log"
+
+"$bin/bench_esm_gpu" --model "$work/esm3b" --proteins "$work/prot" --write-proteins --count "$count" --lengths "$lengths"
+start=$SECONDS
+PYTHONUNBUFFERED=1 timeout 400 python3 tools/esm_hf_baseline.py --model "$work/esm3b" --proteins "$work/prot" \
+  --lengths "$lengths" --reference "$work/esm3b/reference.json" > "$out/hf.log" 2>&1
+echo "esm_hf_baseline.py exit $? after $((SECONDS - start)) s"; cat "$out/hf.log"
+start=$SECONDS
+timeout 400 "$bin/bench_esm_gpu" --model "$work/esm3b" --proteins "$work/prot" --count "$count" --lengths "$lengths" \
+  --profile "$@" 2>&1 | tee "$out/bench.log"
+echo "bench_esm_gpu exit $? after $((SECONDS - start)) s"
