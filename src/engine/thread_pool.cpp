@@ -37,7 +37,9 @@ class Pool {
     }
     std::lock_guard run_lock(run_mutex_);
     {
-      std::lock_guard lock(mutex_);
+      std::unique_lock lock(mutex_);
+      // A worker woken for the previous job may still hold a copy of it: let it leave first.
+      finished_.wait(lock, [&] { return active_workers_ == 0; });
       job_ = Job{&fn, n, grain, chunks};
       next_chunk_ = 0;
       done_chunks_ = 0;

@@ -1,9 +1,11 @@
 #include "models/mlp_classifier.h"
 
+#include <cblas.h>
+
 #include <algorithm>
 #include <cmath>
 
-#include "engine/ops.h"
+#include "engine/thread_pool.h"
 #include "util/error.h"
 #include "weights/state_dict.h"
 
@@ -11,15 +13,16 @@ namespace vnp::models {
 namespace {
 
 constexpr double kBatchNormEps = 1e-5;  // torch.nn.BatchNorm1d default, as trained
+constexpr std::int64_t kRowsPerTask = 64;
 
-engine::Tensor load_tensor(const weights::StateDict& dict, const std::string& name,
-                           const std::vector<std::int64_t>& shape) {
+std::vector<double> load_tensor(const weights::StateDict& dict, const std::string& name,
+                                const std::vector<std::int64_t>& shape) {
   const weights::Tensor& t = dict.at(name);
   if (t.shape != shape)
     throw ModelError(
         dict.source(), name,
         "shape " + weights::shape_string(t.shape) + ", expected " + weights::shape_string(shape));
-  return engine::Tensor::from_floats(dict.to_float32(name), shape);
+  return dict.to_float64(name);
 }
 
 std::int64_t dim_of(const weights::StateDict& dict, const std::string& name, std::size_t axis) {
@@ -34,47 +37,61 @@ MlpClassifier MlpClassifier::load(const std::filesystem::path& file) {
   const weights::StateDict dict = weights::load_state_dict(file);
   MlpClassifier m;
   m.source_ = file.string();
-  const std::int64_t in = dim_of(dict, "hidden_layer.weight", 1);
-  const std::int64_t hidden = dim_of(dict, "hidden_layer.weight", 0);
-  const std::int64_t classes = dim_of(dict, "output_layer.weight", 0);
+  m.input_dim_ = dim_of(dict, "hidden_layer.weight", 1);
+  m.hidden_dim_ = dim_of(dict, "hidden_layer.weight", 0);
+  m.num_classes_ = dim_of(dict, "output_layer.weight", 0);
+  const std::int64_t in = m.input_dim_, hidden = m.hidden_dim_, classes = m.num_classes_;
   if (classes != 2) throw ModelError(m.source_, "output_layer.weight", "expected 2 classes (others, virus)");
   m.hidden_weight_ = load_tensor(dict, "hidden_layer.weight", {hidden, in});
   m.hidden_bias_ = load_tensor(dict, "hidden_layer.bias", {hidden});
   m.output_weight_ = load_tensor(dict, "output_layer.weight", {classes, hidden});
   m.output_bias_ = load_tensor(dict, "output_layer.bias", {classes});
 
-  // Eval-mode BatchNorm is an affine map per feature; fold it once (in double).
-  const auto gamma = load_tensor(dict, "bn1.weight", {hidden}).to_floats();
-  const auto beta = load_tensor(dict, "bn1.bias", {hidden}).to_floats();
-  const auto mean = load_tensor(dict, "bn1.running_mean", {hidden}).to_floats();
-  const auto var = load_tensor(dict, "bn1.running_var", {hidden}).to_floats();
-  std::vector<float> scale(static_cast<std::size_t>(hidden)), shift(static_cast<std::size_t>(hidden));
-  for (std::size_t i = 0; i < scale.size(); ++i) {
-    const double s = gamma[i] / std::sqrt(static_cast<double>(var[i]) + kBatchNormEps);
-    scale[i] = static_cast<float>(s);
-    shift[i] = static_cast<float>(beta[i] - mean[i] * s);
+  // Eval-mode BatchNorm is an affine map per feature; fold it once.
+  const auto gamma = load_tensor(dict, "bn1.weight", {hidden});
+  const auto beta = load_tensor(dict, "bn1.bias", {hidden});
+  const auto mean = load_tensor(dict, "bn1.running_mean", {hidden});
+  const auto var = load_tensor(dict, "bn1.running_var", {hidden});
+  for (std::size_t i = 0; i < gamma.size(); ++i) {
+    const double s = gamma[i] / std::sqrt(var[i] + kBatchNormEps);
+    m.bn_scale_.push_back(s);
+    m.bn_shift_.push_back(beta[i] - mean[i] * s);
   }
-  m.bn_scale_ = engine::Tensor::from_floats(scale, {hidden});
-  m.bn_shift_ = engine::Tensor::from_floats(shift, {hidden});
   return m;
 }
 
-engine::Tensor MlpClassifier::logits(const engine::Tensor& features) const {
-  if (features.ndim() != 2 || features.dim(1) != input_dim())
-    throw ModelError(source_, "hidden_layer.weight",
-                     "classifier expects " + std::to_string(input_dim()) + " input features, got " +
-                         engine::shape_str(features.shape()));
-  engine::Tensor h = engine::ops::linear(features, hidden_weight_, hidden_bias_);
-  float* z = h.data<float>();
-  const float* scale = bn_scale_.data<float>();
-  const float* shift = bn_shift_.data<float>();
-  const std::int64_t n = h.dim(0), hidden = h.dim(1);
-  for (std::int64_t r = 0; r < n; ++r)
-    for (std::int64_t c = 0; c < hidden; ++c) {
-      float& v = z[r * hidden + c];
-      v = std::max(0.0f, v * scale[c] + shift[c]);  // BatchNorm (eval), ReLU; dropout is off in eval
+void MlpClassifier::logits_rows(const float* x, std::int64_t begin, std::int64_t end, float* out) const {
+  const std::int64_t rows = end - begin, in = input_dim_, hidden = hidden_dim_, classes = num_classes_;
+  std::vector<double> xd(x + begin * in, x + end * in);
+  std::vector<double> h(static_cast<std::size_t>(rows * hidden));
+  for (std::int64_t r = 0; r < rows; ++r) std::copy_n(hidden_bias_.data(), hidden, h.data() + r * hidden);
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(hidden),
+              static_cast<int>(in), 1.0, xd.data(), static_cast<int>(in), hidden_weight_.data(),
+              static_cast<int>(in), 1.0, h.data(), static_cast<int>(hidden));
+  for (std::int64_t r = 0; r < rows; ++r) {
+    double* hr = h.data() + r * hidden;
+    for (std::int64_t j = 0; j < hidden; ++j)  // BatchNorm (eval), ReLU; dropout is off in eval
+      hr[j] = std::max(0.0, hr[j] * bn_scale_[j] + bn_shift_[j]);
+    for (std::int64_t c = 0; c < classes; ++c) {
+      double acc = output_bias_[c];
+      for (std::int64_t j = 0; j < hidden; ++j) acc += hr[j] * output_weight_[c * hidden + j];
+      out[(begin + r) * classes + c] = static_cast<float>(acc);
     }
-  return engine::ops::linear(h, output_weight_, output_bias_);
+  }
+}
+
+engine::Tensor MlpClassifier::logits(const engine::Tensor& features) const {
+  if (features.ndim() != 2 || features.dim(1) != input_dim_)
+    throw ModelError(source_, "hidden_layer.weight",
+                     "classifier expects " + std::to_string(input_dim_) + " input features, got " +
+                         engine::shape_str(features.shape()));
+  const engine::Tensor host = features.to(engine::Device::cpu());
+  const std::int64_t n = host.dim(0);
+  engine::Tensor out = engine::Tensor::empty({n, num_classes_}, engine::DType::kF32);
+  const float* x = host.data<float>();
+  float* y = out.data<float>();
+  engine::parallel_for(n, kRowsPerTask, [&](std::int64_t b, std::int64_t e) { logits_rows(x, b, e, y); });
+  return out;
 }
 
 engine::Tensor MlpClassifier::probabilities(const engine::Tensor& features) const {
@@ -83,11 +100,10 @@ engine::Tensor MlpClassifier::probabilities(const engine::Tensor& features) cons
   const std::int64_t n = p.dim(0), c = p.dim(1);
   for (std::int64_t r = 0; r < n; ++r) {
     float* row = x + r * c;
-    const float top = *std::max_element(row, row + c);
+    const double top = *std::max_element(row, row + c);
     double sum = 0;
-    for (std::int64_t j = 0; j < c; ++j) sum += std::exp(static_cast<double>(row[j] - top));
-    for (std::int64_t j = 0; j < c; ++j)
-      row[j] = static_cast<float>(std::exp(static_cast<double>(row[j] - top)) / sum);
+    for (std::int64_t j = 0; j < c; ++j) sum += std::exp(row[j] - top);
+    for (std::int64_t j = 0; j < c; ++j) row[j] = static_cast<float>(std::exp(row[j] - top) / sum);
   }
   return p;
 }

@@ -173,7 +173,7 @@ class ResultFiles {
   }
 
   void commit() {
-    sort_chunk_calls(calls_);
+    merge_and_sort_chunk_calls(calls_);
     std::ostringstream out;
     write_highestscore(out, calls_);
     io::AtomicFile csv(dir_ / "prediction_results_highestscore.csv");

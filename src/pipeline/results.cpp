@@ -31,9 +31,22 @@ void write_prediction_rows(std::ostream& out, const RecordScores& record) {
           << format_float32_numpy(f.score1) << '\t' << format_float32_numpy(f.score2) << '\n';
 }
 
-void sort_chunk_calls(std::vector<ChunkCall>& calls) {
+void merge_and_sort_chunk_calls(std::vector<ChunkCall>& calls) {
   std::stable_sort(calls.begin(), calls.end(),
                    [](const ChunkCall& a, const ChunkCall& b) { return a.chunk_id < b.chunk_id; });
+  std::size_t out = 0;
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    if (out > 0 && calls[out - 1].chunk_id == calls[i].chunk_id) {
+      ChunkCall& c = calls[out - 1];
+      c.max_score1 = std::max(c.max_score1, calls[i].max_score1);
+      c.max_score2 = std::max(c.max_score2, calls[i].max_score2);
+      c.is_virus = c.max_score2 >= c.max_score1;
+    } else {
+      if (out != i) calls[out] = std::move(calls[i]);
+      ++out;
+    }
+  }
+  calls.resize(out);
 }
 
 void write_highestscore(std::ostream& out, const std::vector<ChunkCall>& sorted_calls) {

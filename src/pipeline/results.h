@@ -41,9 +41,10 @@ ChunkCall call_chunk(const ChunkScores& chunk);
 void write_prediction_header(std::ostream& out);
 void write_prediction_rows(std::ostream& out, const RecordScores& record);
 
-// prediction_results_highestscore.csv (tab-separated): rows sorted by Modified_ID in byte order;
-// chunks that share an ID (duplicate input IDs) stay separate rows, in input order.
-void sort_chunk_calls(std::vector<ChunkCall>& calls);
+// prediction_results_highestscore.csv (tab-separated): rows sorted by Modified_ID in byte order, one
+// per ID. Chunks that share an ID (duplicate input IDs) are one row, as in the original's groupby:
+// maxima over all their frames.
+void merge_and_sort_chunk_calls(std::vector<ChunkCall>& calls);
 void write_highestscore(std::ostream& out, const std::vector<ChunkCall>& sorted_calls);
 
 // sequence_summary.tsv: one row per input record.

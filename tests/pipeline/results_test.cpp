@@ -38,7 +38,7 @@ TEST(Results, ConsensusMatchesOriginal) {
   }
   std::vector<ChunkCall> calls;
   for (auto& [id, c] : chunks) calls.push_back(call_chunk(c));
-  sort_chunk_calls(calls);
+  merge_and_sort_chunk_calls(calls);
   std::ostringstream out;
   write_highestscore(out, calls);
 
@@ -62,17 +62,19 @@ TEST(Results, TieRules) {
   EXPECT_TRUE(call_chunk(rec.chunks[0]).is_virus);
 }
 
-TEST(Results, SortIsByteOrderAndKeepsDuplicatesApart) {
+TEST(Results, SortIsByteOrderAndMergesDuplicateIds) {
   std::vector<ChunkCall> calls = {{"seq_2_chunk_1", true, 0.1f, 0.9f},
                                   {"seq_10_chunk_1", false, 0.9f, 0.1f},
                                   {"X_chunk_1", true, 0.2f, 0.8f},
                                   {"seq_10_chunk_1", true, 0.3f, 0.7f}};
-  sort_chunk_calls(calls);
+  merge_and_sort_chunk_calls(calls);
+  ASSERT_EQ(calls.size(), 3u);
   EXPECT_EQ(calls[0].chunk_id, "X_chunk_1");
-  EXPECT_EQ(calls[1].chunk_id, "seq_10_chunk_1");
-  EXPECT_FALSE(calls[1].is_virus);  // input order among equal IDs
-  EXPECT_TRUE(calls[2].is_virus);
-  EXPECT_EQ(calls[3].chunk_id, "seq_2_chunk_1");
+  EXPECT_EQ(calls[1].chunk_id, "seq_10_chunk_1");  // both chunks named seq_10_chunk_1, one row
+  EXPECT_FLOAT_EQ(calls[1].max_score1, 0.9f);
+  EXPECT_FLOAT_EQ(calls[1].max_score2, 0.7f);
+  EXPECT_FALSE(calls[1].is_virus);
+  EXPECT_EQ(calls[2].chunk_id, "seq_2_chunk_1");
 }
 
 TEST(Results, SummaryRows) {

@@ -1,0 +1,237 @@
+// `virnucpro predict` end to end with the tiny fixture models, against the original tool's outputs
+// (golden/e2e: the whole original pipeline with the same models, encoders in float64).
+#include <gtest/gtest.h>
+#include <hdf5.h>
+
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "test_util.h"
+
+namespace vnp {
+namespace {
+
+namespace fs = std::filesystem;
+using Table = std::vector<std::vector<std::string>>;
+
+Table read_tsv(const fs::path& path) {
+  Table rows;
+  std::istringstream in(test::read_file(path));
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> fields;
+    std::istringstream ls(line);
+    std::string f;
+    while (std::getline(ls, f, '\t')) fields.push_back(f);
+    rows.push_back(fields);
+  }
+  return rows;
+}
+
+std::vector<std::string> model_args() {
+  return {"--esm-model",     test::data_path("esm2_tiny").string(),
+          "--dnabert-model", test::data_path("dnabert2_tiny").string(),
+          "--classifier",    test::data_path("mlp/mlp_tiny_160x32.pth").string()};
+}
+
+test::RunResult predict(const std::vector<std::string>& inputs, const fs::path& out,
+                        std::vector<std::string> extra) {
+  std::vector<std::string> args = {"predict"};
+  args.insert(args.end(), inputs.begin(), inputs.end());
+  args.insert(args.end(), {"-o", out.string()});
+  auto models = model_args();
+  args.insert(args.end(), models.begin(), models.end());
+  args.insert(args.end(), extra.begin(), extra.end());
+  return test::run_virnucpro(args);
+}
+
+// Rows of a float32 [n, width] dataset and the ids, from embeddings.h5.
+std::map<std::string, std::vector<float>> read_features(const fs::path& h5, int dnabert_width,
+                                                        int esm_width) {
+  hid_t file = H5Fopen(h5.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  EXPECT_GE(file, 0) << h5;
+  hid_t ids_set = H5Dopen2(file, "ids", H5P_DEFAULT);
+  hid_t space = H5Dget_space(ids_set);
+  hsize_t n = 0;
+  H5Sget_simple_extent_dims(space, &n, nullptr);
+  std::vector<char*> names(n);
+  hid_t str = H5Tcopy(H5T_C_S1);
+  H5Tset_size(str, H5T_VARIABLE);
+  H5Tset_cset(str, H5T_CSET_UTF8);
+  H5Dread(ids_set, str, H5S_ALL, H5S_ALL, H5P_DEFAULT, names.data());
+  std::vector<float> dna(n * dnabert_width), esm(n * esm_width);
+  hid_t d = H5Dopen2(file, "dnabert", H5P_DEFAULT), e = H5Dopen2(file, "esm", H5P_DEFAULT);
+  H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dna.data());
+  H5Dread(e, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, esm.data());
+  std::map<std::string, std::vector<float>> out;
+  for (hsize_t i = 0; i < n; ++i) {
+    std::vector<float> row(dna.begin() + i * dnabert_width, dna.begin() + (i + 1) * dnabert_width);
+    row.insert(row.end(), esm.begin() + i * esm_width, esm.begin() + (i + 1) * esm_width);
+    out[names[i]] = row;
+    std::free(names[i]);
+  }
+  H5Dclose(d), H5Dclose(e), H5Tclose(str), H5Sclose(space), H5Dclose(ids_set), H5Fclose(file);
+  return out;
+}
+
+double relative_l2(const std::vector<float>& a, const std::vector<double>& ref, std::size_t begin,
+                   std::size_t end) {
+  double diff = 0, norm = 0;
+  for (std::size_t i = begin; i < end; ++i) {
+    diff += (a[i] - ref[i]) * (a[i] - ref[i]);
+    norm += ref[i] * ref[i];
+  }
+  return std::sqrt(diff / norm);
+}
+
+struct GoldenCase {
+  const char* name;
+  const char* input;
+  const char* model_type;
+};
+
+class GoldenE2E : public ::testing::TestWithParam<GoldenCase> {};
+
+TEST_P(GoldenE2E, MatchesTheOriginal) {
+  const GoldenCase c = GetParam();
+  test::ScratchDir dir;
+  const auto r = predict({test::data_path(std::string("preprocess/") + c.input).string()}, dir / "out",
+                         {"-m", c.model_type, "--save-embeddings", "--threads", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const fs::path golden = test::data_path(std::string("e2e/") + c.name);
+
+  // Same rows and IDs in the same order, equal Prediction, scores within 1e-6 (SPEC §9).
+  const Table ours = read_tsv(dir / "out/prediction_results.txt");
+  const Table want = read_tsv(golden / "prediction_results.txt");
+  ASSERT_EQ(ours.size(), want.size());
+  EXPECT_EQ(ours[0], want[0]);
+  for (std::size_t i = 1; i < want.size(); ++i) {
+    EXPECT_EQ(ours[i][0], want[i][0]) << "row " << i;
+    EXPECT_EQ(ours[i][1], want[i][1]) << want[i][0];
+    for (int col : {2, 3}) EXPECT_NEAR(std::stod(ours[i][col]), std::stod(want[i][col]), 1e-6) << want[i][0];
+  }
+  // The consensus file: its first two columns equal the original's file.
+  const Table calls = read_tsv(dir / "out/prediction_results_highestscore.csv");
+  const Table want_calls = read_tsv(golden / "prediction_results_highestscore.csv");
+  ASSERT_EQ(calls.size(), want_calls.size());
+  for (std::size_t i = 0; i < want_calls.size(); ++i) {
+    EXPECT_EQ(calls[i][0], want_calls[i][0]) << "row " << i;
+    EXPECT_EQ(calls[i][1], want_calls[i][1]) << want_calls[i][0];
+  }
+  // The saved embeddings against the original's joined features (DNABERT first): relative L2 1e-5 each.
+  const auto features = read_features(dir / "out/embeddings.h5", 96, 64);
+  const Table want_features = read_tsv(golden / "features.tsv");
+  std::set<std::string> frame_ids;  // duplicate input IDs give frames that share an ID
+  for (std::size_t i = 1; i < want.size(); ++i) frame_ids.insert(want[i][0]);
+  ASSERT_EQ(features.size(), frame_ids.size());
+  for (const auto& row : want_features) {
+    std::vector<double> ref;
+    for (std::size_t j = 1; j < row.size(); ++j) ref.push_back(std::stod(row[j]));
+    ASSERT_TRUE(features.count(row[0])) << row[0];
+    const auto& got = features.at(row[0]);
+    ASSERT_EQ(got.size(), ref.size());
+    if (row[0].rfind("dup_", 0) == 0) continue;  // two frames share this id; checked by their scores above
+    EXPECT_LE(relative_l2(got, ref, 0, 96), 1e-5) << row[0] << " DNABERT-S";
+    EXPECT_LE(relative_l2(got, ref, 96, 160), 1e-5) << row[0] << " ESM-2";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Golden, GoldenE2E,
+                         ::testing::Values(GoldenCase{"coding500", "coding.fa", "500"},
+                                           GoldenCase{"messy500", "messy.fa", "500"},
+                                           GoldenCase{"coding300", "coding.fa", "300"}),
+                         [](const auto& param_info) { return std::string(param_info.param.name); });
+
+TEST(Predict, OutputIsByteIdenticalAcrossThreadCounts) {
+  test::ScratchDir dir;
+  const std::string input = test::data_path("preprocess/coding.fa").string();
+  ASSERT_EQ(predict({input}, dir / "t1", {"--threads", "1"}).exit_code, 0);
+  ASSERT_EQ(predict({input}, dir / "t2", {"--threads", "2"}).exit_code, 0);
+  for (const char* f :
+       {"prediction_results.txt", "prediction_results_highestscore.csv", "sequence_summary.tsv"})
+    EXPECT_EQ(test::read_file(dir / "t1" / f), test::read_file(dir / "t2" / f)) << f;
+}
+
+TEST(Predict, EmptyInputGivesHeaderOnlyFiles) {
+  test::ScratchDir dir;
+  test::write_file(dir / "empty.fa", "");
+  const auto r = predict({(dir / "empty.fa").string()}, dir / "out", {});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(test::read_file(dir / "out/prediction_results.txt"), "Sequence_ID\tPrediction\tscore1\tscore2\n");
+  EXPECT_EQ(test::read_file(dir / "out/prediction_results_highestscore.csv"),
+            "Modified_ID\tIs_Virus\tmax_score_0\tmax_score_1\n");
+  EXPECT_NE(r.err.find("no input records"), std::string::npos) << r.err;
+}
+
+TEST(Predict, InputWithNoScorableFrame) {
+  test::ScratchDir dir;
+  // A stop in all six frames, and an all-N record (every codon unknown: empty proteins).
+  test::write_file(dir / "none.fa", ">stops\nCTAGGCTTTAGCTAA\n>unknown\nNNNNNNNNNNNN\n");
+  const auto r = predict({(dir / "none.fa").string()}, dir / "out", {});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(test::read_file(dir / "out/prediction_results.txt"), "Sequence_ID\tPrediction\tscore1\tscore2\n");
+  const std::string summary = test::read_file(dir / "out/sequence_summary.tsv");
+  EXPECT_NE(summary.find("stops\t15\t1\t0\t0\tNA\tNA\tno_valid_frame\n"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("unknown\t12\t1\t0\t0\tNA\tNA\tno_valid_frame\n"), std::string::npos) << summary;
+  EXPECT_NE(r.err.find("nothing was scored"), std::string::npos) << r.err;
+}
+
+TEST(Predict, DuplicateIdsAreScoredApartWithAWarning) {
+  test::ScratchDir dir;
+  const auto r = predict({test::data_path("preprocess/messy.fa").string()}, dir / "out", {});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("record 'dup': duplicate ID"), std::string::npos) << r.err;
+  const std::string rows = test::read_file(dir / "out/prediction_results.txt");
+  std::size_t count = 0;
+  for (auto p = rows.find("\ndup_chunk_1F1\t"); p != std::string::npos;
+       p = rows.find("\ndup_chunk_1F1\t", p + 1))
+    ++count;
+  EXPECT_EQ(count, 2u);
+}
+
+TEST(Predict, ClassifierOfTheWrongWidthFailsBeforeCompute) {
+  test::ScratchDir dir;
+  auto r = test::run_virnucpro({"predict", test::data_path("preprocess/coding.fa").string(), "-o",
+                                (dir / "out").string(), "--esm-model", test::data_path("esm2_tiny").string(),
+                                "--dnabert-model", test::data_path("dnabert2_tiny").string(), "--classifier",
+                                test::data_path("mlp/mlp_full_3328x512.pth").string()});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.err.find("classifier takes 3328 features but DNABERT-S (96) + ESM-2 (64) give 160"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(dir / "out/prediction_results.txt"));
+}
+
+TEST(Predict, MissingTokenizerOrModelIsAModelError) {
+  test::ScratchDir dir;
+  fs::create_directories(dir / "dnabert");
+  for (const char* f : {"config.json", "pytorch_model.bin"})
+    fs::copy_file(test::data_path(std::string("dnabert2_tiny/") + f), dir / "dnabert" / f);
+  auto r = test::run_virnucpro({"predict", test::data_path("preprocess/coding.fa").string(), "-o",
+                                (dir / "out").string(), "--esm-model", test::data_path("esm2_tiny").string(),
+                                "--dnabert-model", (dir / "dnabert").string(), "--classifier",
+                                test::data_path("mlp/mlp_tiny_160x32.pth").string()});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("tokenizer"), std::string::npos) << r.err;
+  r = test::run_virnucpro({"predict", test::data_path("preprocess/coding.fa").string(), "-o",
+                           (dir / "out2").string(), "--esm-model", (dir / "nowhere").string(),
+                           "--dnabert-model", test::data_path("dnabert2_tiny").string(), "--classifier",
+                           test::data_path("mlp/mlp_tiny_160x32.pth").string()});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST(Predict, EarlierResultsAreNeverSilentlyReused) {
+  test::ScratchDir dir;
+  const std::string input = test::data_path("preprocess/coding.fa").string();
+  ASSERT_EQ(predict({input}, dir / "out", {}).exit_code, 0);
+  auto again = predict({input}, dir / "out", {});
+  EXPECT_EQ(again.exit_code, 5) << again.err;
+  EXPECT_EQ(predict({input}, dir / "out", {"--force"}).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace vnp
