@@ -15,3 +15,10 @@ ctest --test-dir build -j"$jobs" --output-on-failure --timeout 600
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DVIRNUCPRO_SANITIZE=ON -DVIRNUCPRO_BENCH=OFF
 cmake --build build-asan -j"$jobs"
 ctest --test-dir build-asan -j"$jobs" --output-on-failure -L parser --timeout 600
+
+# 3. Fuzz the parsers for a bounded time (libFuzzer + ASan/UBSan, clang): safetensors headers,
+#    the unpickler, and the sequence reader.
+cmake -S . -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Release \
+  -DVIRNUCPRO_FUZZ=ON -DVIRNUCPRO_BENCH=OFF
+cmake --build build-fuzz -j"$jobs" --target fuzz_safetensors_header fuzz_unpickler fuzz_sequence_reader
+ctest --test-dir build-fuzz -L fuzz --output-on-failure
