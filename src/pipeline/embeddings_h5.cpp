@@ -21,6 +21,7 @@ void create_dataset(hid_t file, const std::string& name, hsize_t width, hid_t ty
   hid_t space = H5Screate_simple(rank, dims, max_dims);
   hid_t props = H5Pcreate(H5P_DATASET_CREATE);
   H5Pset_chunk(props, rank, chunk);
+  H5Pset_obj_track_times(props, false);  // no timestamps: the same results give the same bytes
   hid_t set = H5Dcreate2(file, name.c_str(), type, space, H5P_DEFAULT, props, H5P_DEFAULT);
   H5Pclose(props);
   H5Sclose(space);

@@ -61,7 +61,7 @@ void RunInfo::add_stage(const std::string& name, std::chrono::steady_clock::time
   stages_.emplace_back(name, std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count());
 }
 
-void RunInfo::write(const fs::path& path, const std::string& device) const {
+void RunInfo::write(const fs::path& path, const std::string& device, const std::string& fingerprint) const {
   using nlohmann::json;
   const auto& o = options_;
   json models = json::object();
@@ -101,6 +101,7 @@ void RunInfo::write(const fs::path& path, const std::string& device) const {
         {"dnabert_tokens", counters.dnabert_tokens},
         {"esm_tokens", counters.esm_tokens}}},
       {"stage_seconds", stages},
+      {"fingerprint", fingerprint},
       {"complete", true},
   };
   io::AtomicFile out(path);

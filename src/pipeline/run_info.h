@@ -26,7 +26,8 @@ class RunInfo {
   // Records the seconds since `since` under `name`.
   void add_stage(const std::string& name, std::chrono::steady_clock::time_point since);
   // Writes run.json atomically.
-  void write(const std::filesystem::path& path, const std::string& device) const;
+  void write(const std::filesystem::path& path, const std::string& device,
+             const std::string& fingerprint) const;
 
   RunCounters counters;
 
