@@ -64,6 +64,8 @@ void clean_sequence(std::string& sequence, const std::string& path, const std::s
   for (const char ch : sequence) {
     const auto c = static_cast<unsigned char>(ch);
     if (c == ' ' || c == '\r') continue;
+    if (c == '\t')
+      throw InputError(display_name(path), record, "tab inside a sequence line: not a FASTA/FASTQ sequence");
     if (c < 0x20 || c >= 0x7f)
       throw InputError(display_name(path), record,
                        fmt::format("byte 0x{:02x} in the sequence: binary data, not a sequence", c));

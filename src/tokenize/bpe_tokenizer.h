@@ -4,7 +4,9 @@
 // Supported pipeline, each step exactly as `tokenizers` does it:
 //   added tokens  matched first in the raw text, leftmost-longest ("[CLS]" in the input is one token)
 //   normalizer    none (null)
-//   pre-tokenizer Whitespace (`\w+|[^\w\s]+`) or none
+//   pre-tokenizer Whitespace (`\w+|[^\w\s]+`) or none. Exact for ASCII; outside ASCII every character but
+//                 Unicode spaces counts as \w (a non-ASCII character missing from the vocab is [UNK] and
+//                 blocks merges either way, so DNABERT ids do not depend on this)
 //   model         BPE: one symbol per character, characters missing from the vocab become their own
 //                 unknown symbol (fuse_unk false) or one per run (fuse_unk true); merges applied lowest
 //                 rank first, leftmost first among equal ranks (`Word::merge_all`)
