@@ -7,29 +7,20 @@
 #include <fstream>
 #include <map>
 #include <memory>
-#include <numeric>
 #include <sstream>
 #include <unordered_set>
-
-#include "pipeline/run_info.h"
-#include "pipeline/run_state.h"
-#include "util/env.h"
-#include "util/float_format.h"
 
 #include "engine/thread_pool.h"
 #include "io/atomic_file.h"
 #include "io/fasta_writer.h"
 #include "io/output_names.h"
 #include "io/sequence_reader.h"
-#include "models/dnabert2.h"
-#include "models/esm2.h"
-#include "models/mlp_classifier.h"
 #include "pipeline/embeddings_h5.h"
+#include "pipeline/encoders.h"
 #include "pipeline/results.h"
 #include "pipeline/run_info.h"
 #include "pipeline/run_state.h"
 #include "seq/frames.h"
-#include "tokenize/esm_alphabet.h"
 #include "util/env.h"
 #include "util/error.h"
 #include "util/float_format.h"
@@ -44,76 +35,6 @@ using Clock = std::chrono::steady_clock;
 // Frames scored together: results never depend on where a window ends, only memory does.
 constexpr std::size_t kWindowFrames = 4096;
 constexpr std::int64_t kCpuTokenBudget = 4096;
-
-// The three models of a run, loaded and checked against each other before any compute.
-struct Models {
-  models::Dnabert2 dnabert;
-  models::Esm2 esm;
-  models::MlpClassifier mlp;
-};
-
-Models load_models(const PredictOptions& o, engine::Device device) {
-  log::info("Loading DNABERT-S from {}", o.dnabert_model.string());
-  auto dnabert = models::Dnabert2::load(o.dnabert_model, device);
-  if (!dnabert.has_tokenizer())
-    throw ModelError(o.dnabert_model.string(), "", "no tokenizer.json beside the DNABERT-S weights");
-  log::info("Loading ESM-2 from {}", o.esm_model.string());
-  auto esm = models::Esm2::load(o.esm_model, device);
-  esm.set_v1_attention(o.v1_attention);
-  if (o.v1_attention) log::info("Using v1.0-compatible standard attention path");
-  log::info("Loading classifier from {}", o.classifier.string());
-  auto mlp = models::MlpClassifier::load(o.classifier);
-  const std::int64_t width = dnabert.config().hidden_size + esm.config().hidden;
-  if (mlp.input_dim() != width)
-    throw ModelError(o.classifier.string(), "hidden_layer.weight",
-                     "classifier takes " + std::to_string(mlp.input_dim()) + " features but DNABERT-S (" +
-                         std::to_string(dnabert.config().hidden_size) + ") + ESM-2 (" +
-                         std::to_string(esm.config().hidden) + ") give " + std::to_string(width));
-  return {std::move(dnabert), std::move(esm), std::move(mlp)};
-}
-
-engine::Device resolve_device(const PredictOptions& o) {
-  if (o.device == "auto" || o.device == "cpu") return engine::Device::cpu();
-  if (o.device == "cuda") return engine::Device::cuda(0);
-  if (o.device.rfind("cuda:", 0) == 0) return engine::Device::cuda(std::stoi(o.device.substr(5)));
-  throw UsageError("--device '" + o.device + "': expected auto, cpu, cuda or cuda:N");
-}
-
-// Sequences of token-id lists cut into batches of at most `budget` tokens, longest first, so that
-// batches hold similar lengths (a longer sequence forms a batch of its own).
-std::vector<std::vector<std::size_t>> plan_batches(const std::vector<std::vector<std::int32_t>>& ids,
-                                                   std::int64_t budget) {
-  std::vector<std::size_t> order(ids.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return ids[a].size() > ids[b].size(); });
-  std::vector<std::vector<std::size_t>> batches;
-  std::int64_t used = 0;
-  for (std::size_t i : order) {
-    const auto n = static_cast<std::int64_t>(ids[i].size());
-    if (batches.empty() || used + n > budget) {
-      batches.emplace_back();
-      used = 0;
-    }
-    batches.back().push_back(i);
-    used += n;
-  }
-  return batches;
-}
-
-// Embeds every sequence of `ids` with `embed_batch`, writing row i of the result to out + i*width.
-template <typename EmbedBatch>
-void embed_all(const std::vector<std::vector<std::int32_t>>& ids, std::int64_t budget, std::int64_t width,
-               engine::Device device, float* out, std::size_t out_stride, const EmbedBatch& embed_batch) {
-  for (const auto& batch : plan_batches(ids, budget)) {
-    std::vector<std::vector<std::int32_t>> seqs;
-    for (std::size_t i : batch) seqs.push_back(ids[i]);
-    const auto emb =
-        embed_batch(engine::PackedBatch::pack(seqs, device)).to(engine::Device::cpu()).to_floats();
-    for (std::size_t r = 0; r < batch.size(); ++r)
-      std::copy_n(emb.data() + r * static_cast<std::size_t>(width), width, out + batch[r] * out_stride);
-  }
-}
 
 // One input record on its way through: the skeleton of its scores, filled as its frames are scored.
 // Records leave in input order once the window holding their frames was scored.
@@ -325,50 +246,36 @@ class IntermediateFiles {
 // Embeds and classifies the frames of the window, writing each frame's scores into its slot.
 class WindowScorer {
  public:
-  WindowScorer(const Models& models, engine::Device device, std::int64_t budget)
-      : models_(models), device_(device), budget_(budget) {}
+  WindowScorer(const Encoders& encoders, std::int64_t budget) : encoders_(encoders), budget_(budget) {}
 
   void score(std::vector<WindowFrame>& window, ResultFiles& results, RunCounters& counters) {
     if (window.empty()) return;
-    const std::int64_t d = models_.dnabert.config().hidden_size, e = models_.esm.config().hidden;
-    const std::size_t n = window.size(), width = static_cast<std::size_t>(d + e);
-    std::vector<std::vector<std::int32_t>> dna_ids(n), esm_ids(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      dna_ids[i] = models_.dnabert.tokenize(window[i].frame.nucleotide);
-      esm_ids[i] = alphabet_.encode(window[i].frame.protein);
-      counters.dnabert_tokens += dna_ids[i].size();
-      counters.esm_tokens += esm_ids[i].size();
+    std::vector<std::string_view> dna, proteins;
+    for (const auto& w : window) {
+      dna.push_back(w.frame.nucleotide);
+      proteins.push_back(w.frame.protein);
     }
-    std::vector<float> features(n * width);
-    embed_all(dna_ids, budget_, d, device_, features.data(), width,
-              [&](const engine::PackedBatch& b) { return models_.dnabert.embed(b); });
-    embed_all(esm_ids, budget_, e, device_, features.data() + d, width,
-              [&](const engine::PackedBatch& b) { return models_.esm.embed(b); });
+    const std::int64_t d = encoders_.dnabert_width(), e = encoders_.esm_width();
+    const auto features =
+        join_features(embed_dnabert(encoders_.dnabert, dna, budget_, &counters.dnabert_tokens), d,
+                      embed_esm(encoders_.esm, proteins, budget_, &counters.esm_tokens), e);
+    const auto n = static_cast<std::int64_t>(window.size());
     const auto probs =
-        models_.mlp
-            .probabilities(engine::Tensor::from_floats(features, {static_cast<std::int64_t>(n), d + e}))
-            .to_floats();
-    for (std::size_t i = 0; i < n; ++i) {
+        encoders_.mlp.probabilities(engine::Tensor::from_floats(features, {n, d + e})).to_floats();
+    for (std::size_t i = 0; i < window.size(); ++i) {
       window[i].slot->score1 = probs[2 * i];
       window[i].slot->score2 = probs[2 * i + 1];
+      if (results.saves_embeddings()) {
+        const float* row = features.data() + i * static_cast<std::size_t>(d + e);
+        results.add_embeddings(window[i].slot->frame_id, row, row + d);
+      }
     }
-    if (results.saves_embeddings()) save_embeddings(window, features, d, e, results);
-    counters.frames += n;
-  }
-
-  static void save_embeddings(const std::vector<WindowFrame>& window, const std::vector<float>& features,
-                              std::int64_t d, std::int64_t e, ResultFiles& results) {
-    for (std::size_t i = 0; i < window.size(); ++i) {
-      const float* row = features.data() + i * static_cast<std::size_t>(d + e);
-      results.add_embeddings(window[i].slot->frame_id, row, row + d);
-    }
+    counters.frames += window.size();
   }
 
  private:
-  const Models& models_;
-  engine::Device device_;
+  const Encoders& encoders_;
   std::int64_t budget_;
-  tokenize::EsmAlphabet alphabet_;
 };
 
 // Frames per scored window, which is also the unit of resume (a segment). Results do not depend on it
@@ -402,7 +309,7 @@ class DuplicateIds {
 void run_predict(const PredictOptions& o) {
   const auto start = Clock::now();
   engine::set_num_threads(o.threads);
-  const engine::Device device = resolve_device(o);
+  const engine::Device device = parse_device(o.device);
   if (device.is_cpu() && o.precision != "auto" && o.precision != "fp32")
     throw UsageError("--precision " + o.precision + " needs a GPU; the CPU computes in fp32");
   if (o.resume && std::find(o.inputs.begin(), o.inputs.end(), "-") != o.inputs.end())
@@ -417,14 +324,16 @@ void run_predict(const PredictOptions& o) {
   RunInfo info(o);
   Journal journal = state.resumed().value_or(Journal{fingerprint, 0, {}, {}});
   info.counters = journal.counters;
-  Models models = load_models(o, device);
+  Encoders models = Encoders::load({o.esm_model, o.dnabert_model, o.classifier}, device);
+  models.esm.set_v1_attention(o.v1_attention);
+  if (o.v1_attention) log::info("Using v1.0-compatible standard attention path");
   info.add_stage("load_models", start);
   const std::int64_t budget = o.token_budget > 0 ? o.token_budget : kCpuTokenBudget;
 
-  ResultFiles results(o, state, models.dnabert.config().hidden_size, models.esm.config().hidden);
+  ResultFiles results(o, state, models.dnabert_width(), models.esm_width());
   std::unique_ptr<IntermediateFiles> intermediate;
   if (o.keep_intermediate) intermediate = std::make_unique<IntermediateFiles>(o.output_dir, o.chunk_size);
-  WindowScorer scorer(models, device, budget);
+  WindowScorer scorer(models, budget);
   std::deque<PendingRecord> pending;
   std::vector<WindowFrame> window;
   DuplicateIds duplicates;

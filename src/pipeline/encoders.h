@@ -1,0 +1,46 @@
+#pragma once
+// The three models of a run on one device, and the embedding of frames in token-budget batches:
+// shared by `predict` and `compare-attention`.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/tensor.h"
+#include "models/dnabert2.h"
+#include "models/esm2.h"
+#include "models/mlp_classifier.h"
+
+namespace vnp::pipeline {
+
+struct ModelPaths {
+  std::filesystem::path esm, dnabert, classifier;
+};
+
+// Loaded and checked against each other (the classifier's input width) before any compute.
+struct Encoders {
+  models::Dnabert2 dnabert;
+  models::Esm2 esm;
+  models::MlpClassifier mlp;
+
+  static Encoders load(const ModelPaths& paths, engine::Device device);
+  std::int64_t dnabert_width() const { return dnabert.config().hidden_size; }
+  std::int64_t esm_width() const { return esm.config().hidden; }
+};
+
+// --device: "auto" or "cpu" -> the CPU, "cuda" -> GPU 0, "cuda:N" -> GPU N.
+engine::Device parse_device(const std::string& spec);
+
+// Mean embeddings [n, width] (row-major, host) of DNA / protein strings, computed in batches of at most
+// `token_budget` tokens, longest first. `tokens` (if given) is increased by the tokens embedded.
+std::vector<float> embed_dnabert(const models::Dnabert2& model, const std::vector<std::string_view>& dna,
+                                 std::int64_t token_budget, std::uint64_t* tokens = nullptr);
+std::vector<float> embed_esm(const models::Esm2& model, const std::vector<std::string_view>& proteins,
+                             std::int64_t token_budget, std::uint64_t* tokens = nullptr);
+
+// Rows [DNABERT-S | ESM-2] (the classifier's input order) of n frames.
+std::vector<float> join_features(const std::vector<float>& dnabert, std::int64_t dnabert_width,
+                                 const std::vector<float>& esm, std::int64_t esm_width);
+
+}  // namespace vnp::pipeline
