@@ -2,19 +2,20 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "cli/model_options.h"
 #include "io/output_names.h"
 #include "pipeline/predict.h"
 #include "util/env.h"
 #include "util/error.h"
-#include "weights/discovery.h"
 
 namespace vnp::cli {
 namespace {
 
 struct PredictArgs {
   pipeline::PredictOptions options;
+  ModelOptions models;
   std::vector<std::string> inputs;
-  std::string output_dir, esm_model, dnabert_model, classifier, shard;
+  std::string output_dir, shard;
   int expected_length = 0;
   bool v1_attention = false, no_packing = false;
 };
@@ -29,33 +30,31 @@ pipeline::Shard parse_shard(const std::string& text) {
   return s;
 }
 
-std::optional<std::filesystem::path> flag_path(const std::string& value) {
-  if (value.empty()) return std::nullopt;
-  return std::filesystem::path(value);
-}
-
 // Flags beat their environment variables (SPEC §1).
 pipeline::PredictOptions resolve(PredictArgs& a, const GlobalOptions& global) {
   pipeline::PredictOptions o = a.options;
   for (const auto& in : a.inputs) o.inputs.emplace_back(in);
+  o.model_type = a.models.model_type;
   o.chunk_size = a.expected_length > 0 ? a.expected_length : o.model_type;
   o.output_dir = a.output_dir.empty()
                      ? std::filesystem::path(io::input_stem(o.inputs.front().string()) + "_predictions")
                      : std::filesystem::path(a.output_dir);
-  o.v1_attention = a.v1_attention || env::get_bool("VIRNUCPRO_V1_ATTENTION").value_or(false);
-  o.packing = !(a.no_packing || env::get_bool("VIRNUCPRO_DISABLE_PACKING").value_or(false));
-  if (o.precision == "auto" && env::get_bool("VIRNUCPRO_DISABLE_FP16").value_or(false)) o.precision = "fp32";
+  // Every variable is checked (a bad value is an error even when its flag is given).
+  const bool v1_env = env::get_bool("VIRNUCPRO_V1_ATTENTION").value_or(false);
+  const bool no_packing_env = env::get_bool("VIRNUCPRO_DISABLE_PACKING").value_or(false);
+  const bool fp32_env = env::get_bool("VIRNUCPRO_DISABLE_FP16").value_or(false);
+  o.v1_attention = a.v1_attention || v1_env;
+  o.packing = !(a.no_packing || no_packing_env);
+  if (o.precision == "auto" && fp32_env) o.precision = "fp32";
   if (!a.shard.empty()) o.shard = parse_shard(a.shard);
   if (o.resume && o.force) throw UsageError("--resume and --force exclude each other");
   o.threads = thread_count(global);
   o.command_line = global.command_line;
   // Models are found before any compute, so a missing one fails at once.
-  o.esm_model = weights::find_model(weights::ModelKind::Esm2, flag_path(a.esm_model)).path;
-  o.dnabert_model = weights::find_model(weights::ModelKind::Dnabert, flag_path(a.dnabert_model)).path;
-  o.classifier = weights::find_model(o.model_type == 300 ? weights::ModelKind::Classifier300
-                                                         : weights::ModelKind::Classifier500,
-                                     flag_path(a.classifier))
-                     .path;
+  const pipeline::ModelPaths models = resolve_models(a.models);
+  o.esm_model = models.esm;
+  o.dnabert_model = models.dnabert;
+  o.classifier = models.classifier;
   return o;
 }
 
@@ -66,16 +65,9 @@ CommandAction setup(CLI::App& app, const GlobalOptions& global) {
   sub->add_option("INPUT", a->inputs, "FASTA/FASTQ (plain, gzip, bgzip; - for stdin) or SAM/BAM/CRAM")
       ->required();
   sub->add_option("-o,--output", a->output_dir, "Output folder (default: {input stem}_predictions)");
-  sub->add_option("-m,--model-type", o.model_type, "Chunk size and classifier: 300 or 500")
-      ->check(CLI::IsMember({300, 500}))
-      ->capture_default_str();
+  add_model_options(*sub, a->models);
   sub->add_option("--expected-length", a->expected_length, "Chunk size override (the original's option)")
       ->check(CLI::PositiveNumber);
-  sub->add_option("--esm-model", a->esm_model,
-                  "ESM-2 model: file or folder (else VIRNUCPRO_ESM_MODEL, caches)");
-  sub->add_option("--dnabert-model", a->dnabert_model,
-                  "DNABERT-S folder (else VIRNUCPRO_DNABERT_MODEL, caches)");
-  sub->add_option("--classifier", a->classifier, "Classifier .pth (else VIRNUCPRO_CLASSIFIER_300/_500)");
   sub->add_option("--device", o.device, "auto, cpu, cuda or cuda:0,1")->capture_default_str();
   sub->add_option("--precision", o.precision, "auto, fp32, fp16, bf16 or fp8")
       ->check(CLI::IsMember({"auto", "fp32", "fp16", "bf16", "fp8"}))
