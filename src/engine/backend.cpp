@@ -34,9 +34,18 @@ Backend& backend_for(Device device) {
   if (!factory) factory = cuda::backend;  // the CUDA build's own backend (engine/cuda/)
 #endif
   if (!factory)
-    throw DeviceError("device " + device.str() + " requested, but this virnucpro was built without CUDA "
+    throw DeviceError("device " + device.str() +
+                      " requested, but this virnucpro was built without CUDA "
                       "(-DVIRNUCPRO_CUDA=ON); use --device cpu");
   return factory(device.index);
+}
+
+int cuda_device_count() {
+#ifdef VIRNUCPRO_CUDA
+  return cuda::device_count();
+#else
+  return 0;
+#endif
 }
 
 void register_backend(Device::Kind kind, BackendFactory factory) {

@@ -45,6 +45,9 @@ class Backend {
 // registered (by the CUDA build), otherwise this throws DeviceError ("built without CUDA").
 Backend& backend_for(Device device);
 
+// Number of usable CUDA devices: 0 when built without CUDA or when there is no driver or GPU.
+int cuda_device_count();
+
 // Called once by a backend library (e.g. cuda/) to serve every device of `kind`; `factory(index)`
 // returns the backend of one device (it may throw DeviceError, e.g. when no GPU is present).
 using BackendFactory = std::function<Backend&(int index)>;

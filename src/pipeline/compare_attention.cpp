@@ -74,8 +74,8 @@ EmbeddingDivergence compare_embeddings(const float* a, const float* b, std::int6
 
 DivergenceSummary run_compare_attention(const CompareOptions& o) {
   engine::set_num_threads(o.threads);
-  const engine::Device device = parse_device(o.device);
-  Encoders enc = Encoders::load(o.models, device);
+  const engine::Device device = resolve_devices(o.device).front();
+  Encoders enc = Encoders::load(o.models, device, resolve_precision(o.precision, device));
   const std::int64_t budget = o.token_budget > 0 ? o.token_budget : kCpuTokenBudget;
   const std::int64_t d = enc.dnabert_width(), e = enc.esm_width();
   std::filesystem::create_directories(o.output_dir);

@@ -16,7 +16,8 @@ struct CompareOptions {
   std::filesystem::path output_dir;
   int chunk_size = 500;
   ModelPaths models;
-  std::string device = "auto";
+  std::string device = "auto";  // the first device of the list is used
+  std::string precision = "auto";
   std::int64_t token_budget = 0;
   int threads = 1;
 };

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "engine/backend.h"
 #include "tokenize/esm_alphabet.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -57,7 +58,7 @@ std::uint64_t count_tokens(const std::vector<std::vector<std::int32_t>>& ids) {
 
 }  // namespace
 
-Encoders Encoders::load(const ModelPaths& paths, engine::Device device) {
+Encoders Encoders::load(const ModelPaths& paths, engine::Device device, engine::DType dtype) {
   log::info("Loading DNABERT-S from {}", paths.dnabert.string());
   auto dnabert = models::Dnabert2::load(paths.dnabert, device);
   if (!dnabert.has_tokenizer())
@@ -72,16 +73,48 @@ Encoders Encoders::load(const ModelPaths& paths, engine::Device device) {
                      "classifier takes " + std::to_string(mlp.input_dim()) + " features but DNABERT-S (" +
                          std::to_string(dnabert.config().hidden_size) + ") + ESM-2 (" +
                          std::to_string(esm.config().hidden) + ") give " + std::to_string(width));
+  if (dtype != engine::DType::kF32) {
+    dnabert.set_compute_dtype(dtype);
+    esm.set_compute_dtype(dtype);
+  }
   return {std::move(dnabert), std::move(esm), std::move(mlp)};
 }
 
-engine::Device parse_device(const std::string& spec) {
-  if (spec == "auto" || spec == "cpu") return engine::Device::cpu();
-  if (spec == "cuda") return engine::Device::cuda(0);
-  if (spec.rfind("cuda:", 0) == 0 && spec.size() > 5 &&
-      spec.find_first_not_of("0123456789", 5) == std::string::npos)
-    return engine::Device::cuda(std::stoi(spec.substr(5)));
-  throw UsageError("--device '" + spec + "': expected auto, cpu, cuda or cuda:N");
+std::vector<engine::Device> resolve_devices(const std::string& spec) {
+  const int gpus = engine::cuda_device_count();
+  std::vector<engine::Device> out;
+  if (spec == "cpu" || (spec == "auto" && gpus == 0)) return {engine::Device::cpu()};
+  if (spec == "auto" || spec == "cuda") {
+    if (gpus == 0) throw DeviceError("--device cuda: no CUDA device is visible");
+    for (int i = 0; i < gpus; ++i) out.push_back(engine::Device::cuda(i));
+    return out;
+  }
+  if (spec.rfind("cuda:", 0) != 0 || spec.size() == 5)
+    throw UsageError("--device '" + spec + "': expected auto, cpu, cuda or cuda:0,1,...");
+  std::size_t pos = 5;
+  while (pos <= spec.size()) {
+    const std::size_t comma = std::min(spec.find(',', pos), spec.size());
+    const std::string index = spec.substr(pos, comma - pos);
+    if (index.empty() || index.find_first_not_of("0123456789") != std::string::npos)
+      throw UsageError("--device '" + spec + "': expected auto, cpu, cuda or cuda:0,1,...");
+    const int i = std::stoi(index);
+    if (i >= gpus)
+      throw DeviceError("--device " + spec + ": no CUDA device " + index + " (" + std::to_string(gpus) +
+                        " visible)");
+    out.push_back(engine::Device::cuda(i));
+    pos = comma + 1;
+  }
+  return out;
+}
+
+engine::DType resolve_precision(const std::string& precision, engine::Device device) {
+  if (precision == "auto") return device.is_cpu() ? engine::DType::kF32 : engine::DType::kF16;
+  if (precision == "fp32") return engine::DType::kF32;
+  if (device.is_cpu())
+    throw UsageError("--precision " + precision + " needs a GPU; the CPU computes in fp32");
+  if (precision == "fp16") return engine::DType::kF16;
+  if (precision == "bf16") return engine::DType::kBF16;
+  throw UsageError("--precision " + precision + ": not supported by this build (fp32, fp16, bf16)");
 }
 
 std::vector<float> embed_dnabert(const models::Dnabert2& model, const std::vector<std::string_view>& dna,

@@ -24,13 +24,18 @@ struct Encoders {
   models::Esm2 esm;
   models::MlpClassifier mlp;
 
-  static Encoders load(const ModelPaths& paths, engine::Device device);
+  static Encoders load(const ModelPaths& paths, engine::Device device,
+                       engine::DType dtype = engine::DType::kF32);
   std::int64_t dnabert_width() const { return dnabert.config().hidden_size; }
   std::int64_t esm_width() const { return esm.config().hidden; }
 };
 
-// --device: "auto" or "cpu" -> the CPU, "cuda" -> GPU 0, "cuda:N" -> GPU N.
-engine::Device parse_device(const std::string& spec);
+// --device: "cpu"; "cuda" = every visible GPU; "cuda:0,2" = those GPUs; "auto" = every visible GPU, else
+// the CPU. A GPU asked for but absent is a DeviceError.
+std::vector<engine::Device> resolve_devices(const std::string& spec);
+
+// --precision for a device: "auto" = fp16 on a GPU, fp32 on the CPU; fp16/bf16 need a GPU.
+engine::DType resolve_precision(const std::string& precision, engine::Device device);
 
 // Mean embeddings [n, width] (row-major, host) of DNA / protein strings, computed in batches of at most
 // `token_budget` tokens, longest first. `tokens` (if given) is increased by the tokens embedded.

@@ -20,7 +20,9 @@
 #include "pipeline/results.h"
 #include "pipeline/run_info.h"
 #include "pipeline/run_state.h"
+#include "pipeline/scheduler.h"
 #include "seq/frames.h"
+#include "tokenize/esm_alphabet.h"
 #include "util/env.h"
 #include "util/error.h"
 #include "util/float_format.h"
@@ -34,25 +36,36 @@ using Clock = std::chrono::steady_clock;
 
 // Frames scored together: results never depend on where a window ends, only memory does.
 constexpr std::size_t kWindowFrames = 4096;
-constexpr std::int64_t kCpuTokenBudget = 4096;
+constexpr std::size_t kSegmentsInFlight = 3;
 
-// One input record on its way through: the skeleton of its scores, filled as its frames are scored.
-// Records leave in input order once the window holding their frames was scored.
+// Tokens per encoder batch: what fills a GPU (the 3B ESM-2's GEMMs run at full rate from ~16k tokens;
+// activations of 64k tokens take ~4 GB), or a cache-friendly size on the CPU.
+std::int64_t default_token_budget(engine::Device device) {
+  return device.is_cpu() ? 4096 : 65536;
+}
+
+// One input record on its way through: the skeleton of its scores, filled once its segment is scored.
 struct PendingRecord {
   std::uint64_t index = 0;
   RecordScores scores;
 };
 
-// A frame waiting in the window, and where its scores go.
-struct WindowFrame {
-  FrameScore* slot;
-  seq::Frame frame;
+// A segment: the records of one window of frames, scored together and journaled together. Records
+// leave in input order; `slots` points each frame at its place in its record's scores.
+struct Segment {
+  std::uint64_t number = 0;
+  std::uint64_t records_done = 0;  // input records consumed once this segment is complete
+  std::deque<PendingRecord> records;
+  std::vector<FrameScore*> slots;
+  std::unique_ptr<WindowWork> work = std::make_unique<WindowWork>();
 };
 
-// Builds the record's score skeleton (chunks with frames, scores to come) and queues its frames.
-void enqueue_record(const io::SequenceRecord& record, seq::RecordFrames& split,
-                    std::deque<PendingRecord>& pending, std::vector<WindowFrame>& window) {
-  PendingRecord& p = pending.emplace_back();
+// Adds a record to the segment: its score skeleton (chunks with frames, scores to come) and the token
+// ids of its frames for the encoders.
+void add_record(const io::SequenceRecord& record, const seq::RecordFrames& split, const Encoders& encoders,
+                Segment& segment) {
+  static const tokenize::EsmAlphabet alphabet;
+  PendingRecord& p = segment.records.emplace_back();
   p.index = record.index;
   p.scores.id = record.id;
   p.scores.length = record.sequence.size();
@@ -62,11 +75,13 @@ void enqueue_record(const io::SequenceRecord& record, seq::RecordFrames& split,
       p.scores.chunks.push_back({f.chunk_id, {}});
     p.scores.chunks.back().frames.push_back({f.id(), 0.0f, 0.0f});
   }
-  // Slots are taken after the vectors stopped growing.
-  std::size_t c = 0, k = 0;
-  for (auto& f : split.frames) {
-    if (p.scores.chunks[c].chunk_id != f.chunk_id) ++c, k = 0;
-    window.push_back({&p.scores.chunks[c].frames[k++], std::move(f)});
+  // Slots are taken after the vectors stopped growing (a deque keeps its elements in place).
+  for (auto& chunk : p.scores.chunks)
+    for (auto& frame : chunk.frames) segment.slots.push_back(&frame);
+  WindowWork& work = *segment.work;
+  for (const auto& f : split.frames) {
+    encoders.dnabert.tokenizer().encode_into(f.nucleotide, work.dnabert_ids.emplace_back());
+    work.esm_ids.push_back(alphabet.encode(f.protein));
   }
 }
 
@@ -243,41 +258,6 @@ class IntermediateFiles {
   std::vector<std::unique_ptr<io::AtomicFile>> files_;
 };
 
-// Embeds and classifies the frames of the window, writing each frame's scores into its slot.
-class WindowScorer {
- public:
-  WindowScorer(const Encoders& encoders, std::int64_t budget) : encoders_(encoders), budget_(budget) {}
-
-  void score(std::vector<WindowFrame>& window, ResultFiles& results, RunCounters& counters) {
-    if (window.empty()) return;
-    std::vector<std::string_view> dna, proteins;
-    for (const auto& w : window) {
-      dna.push_back(w.frame.nucleotide);
-      proteins.push_back(w.frame.protein);
-    }
-    const std::int64_t d = encoders_.dnabert_width(), e = encoders_.esm_width();
-    const auto features =
-        join_features(embed_dnabert(encoders_.dnabert, dna, budget_, &counters.dnabert_tokens), d,
-                      embed_esm(encoders_.esm, proteins, budget_, &counters.esm_tokens), e);
-    const auto n = static_cast<std::int64_t>(window.size());
-    const auto probs =
-        encoders_.mlp.probabilities(engine::Tensor::from_floats(features, {n, d + e})).to_floats();
-    for (std::size_t i = 0; i < window.size(); ++i) {
-      window[i].slot->score1 = probs[2 * i];
-      window[i].slot->score2 = probs[2 * i + 1];
-      if (results.saves_embeddings()) {
-        const float* row = features.data() + i * static_cast<std::size_t>(d + e);
-        results.add_embeddings(window[i].slot->frame_id, row, row + d);
-      }
-    }
-    counters.frames += window.size();
-  }
-
- private:
-  const Encoders& encoders_;
-  std::int64_t budget_;
-};
-
 // Frames per scored window, which is also the unit of resume (a segment). Results do not depend on it
 // beyond rounding; VIRNUCPRO_SEGMENT_FRAMES changes it (tests use small segments).
 std::uint64_t segment_frames() {
@@ -304,14 +284,57 @@ class DuplicateIds {
   std::unordered_set<std::size_t> seen_;
 };
 
+// Classifies a segment's embedded frames, appends its records to the result files and journals it.
+void finish_segment(Segment& segment, const Encoders& encoders, ResultFiles& results, RunCounters& counters,
+                    Journal& journal, const RunState& state) {
+  const WindowWork& work = *segment.work;
+  const std::int64_t d = encoders.dnabert_width(), e = encoders.esm_width();
+  const auto n = static_cast<std::int64_t>(work.frames());
+  if (n > 0) {
+    const auto probs =
+        encoders.mlp.probabilities(engine::Tensor::from_floats(work.features, {n, d + e})).to_floats();
+    for (std::size_t i = 0; i < segment.slots.size(); ++i) {
+      segment.slots[i]->score1 = probs[2 * i];
+      segment.slots[i]->score2 = probs[2 * i + 1];
+      if (results.saves_embeddings()) {
+        const float* row = work.features.data() + i * static_cast<std::size_t>(d + e);
+        results.add_embeddings(segment.slots[i]->frame_id, row, row + d);
+      }
+    }
+  }
+  for (const auto& ids : work.dnabert_ids) counters.dnabert_tokens += ids.size();
+  for (const auto& ids : work.esm_ids) counters.esm_tokens += ids.size();
+  counters.frames += work.frames();
+  for (const auto& r : segment.records) results.add(r.scores, r.index);
+  journal.committed = results.sync();
+  journal.records_done = segment.records_done;
+  journal.counters = counters;
+  maybe_kill_for_test(segment.number, false);
+  state.commit(journal);
+  maybe_kill_for_test(segment.number, true);
+}
+
+// One replica of the models per device.
+std::vector<std::unique_ptr<Encoders>> load_replicas(const PredictOptions& o,
+                                                     const std::vector<engine::Device>& devices) {
+  std::vector<std::unique_ptr<Encoders>> replicas;
+  for (const auto& device : devices) {
+    const engine::DType dtype = resolve_precision(o.precision, device);
+    replicas.push_back(std::make_unique<Encoders>(
+        Encoders::load({o.esm_model, o.dnabert_model, o.classifier}, device, dtype)));
+    replicas.back()->esm.set_v1_attention(o.v1_attention);
+  }
+  if (o.v1_attention) log::info("Using v1.0-compatible standard attention path");
+  return replicas;
+}
+
 }  // namespace
 
 void run_predict(const PredictOptions& o) {
   const auto start = Clock::now();
   engine::set_num_threads(o.threads);
-  const engine::Device device = parse_device(o.device);
-  if (device.is_cpu() && o.precision != "auto" && o.precision != "fp32")
-    throw UsageError("--precision " + o.precision + " needs a GPU; the CPU computes in fp32");
+  const std::vector<engine::Device> devices = resolve_devices(o.device);
+  for (const auto& device : devices) resolve_precision(o.precision, device);  // fail before any work
   if (o.resume && std::find(o.inputs.begin(), o.inputs.end(), "-") != o.inputs.end())
     throw UsageError("--resume cannot check that standard input is the same as before; give a file");
   const std::uint64_t window_frames = segment_frames();
@@ -324,37 +347,42 @@ void run_predict(const PredictOptions& o) {
   RunInfo info(o);
   Journal journal = state.resumed().value_or(Journal{fingerprint, 0, {}, {}});
   info.counters = journal.counters;
-  Encoders models = Encoders::load({o.esm_model, o.dnabert_model, o.classifier}, device);
-  models.esm.set_v1_attention(o.v1_attention);
-  if (o.v1_attention) log::info("Using v1.0-compatible standard attention path");
+  const auto replicas = load_replicas(o, devices);
+  const Encoders& models = *replicas.front();
   info.add_stage("load_models", start);
-  const std::int64_t budget = o.token_budget > 0 ? o.token_budget : kCpuTokenBudget;
 
   ResultFiles results(o, state, models.dnabert_width(), models.esm_width());
   std::unique_ptr<IntermediateFiles> intermediate;
   if (o.keep_intermediate) intermediate = std::make_unique<IntermediateFiles>(o.output_dir, o.chunk_size);
-  WindowScorer scorer(models, budget);
-  std::deque<PendingRecord> pending;
-  std::vector<WindowFrame> window;
-  DuplicateIds duplicates;
+  std::vector<const Encoders*> workers;
+  for (const auto& r : replicas) workers.push_back(r.get());
+  const std::int64_t budget = o.token_budget > 0 ? o.token_budget : default_token_budget(devices.front());
+  EmbeddingScheduler scheduler(workers, budget, o.packing);
+  std::deque<std::unique_ptr<Segment>> in_flight;
+  auto next_segment = std::make_unique<Segment>();
+  std::uint64_t segment_number = 0;
+  auto finish_oldest = [&] {
+    auto done = scheduler.next_done();
+    Segment& segment = *in_flight.front();
+    segment.work = std::move(done);
+    finish_segment(segment, models, results, info.counters, journal, state);
+    in_flight.pop_front();
+  };
   std::vector<std::string> inputs;
   for (const auto& in : o.inputs) inputs.push_back(in.string());
   io::SequenceReader reader(inputs);
-  std::uint64_t segment = 0;
-  // Scores the window, appends its records to the partial files and journals them.
-  auto commit_segment = [&] {
-    scorer.score(window, results, info.counters);
-    window.clear();
-    for (; !pending.empty(); pending.pop_front()) results.add(pending.front().scores, pending.front().index);
-    journal.committed = results.sync();
-    journal.records_done = reader.next_index();
-    journal.counters = info.counters;
-    maybe_kill_for_test(segment, false);
-    state.commit(journal);
-    maybe_kill_for_test(segment++, true);
+  auto submit_segment = [&] {
+    next_segment->number = segment_number++;
+    next_segment->records_done = reader.next_index();
+    scheduler.submit(std::move(next_segment->work));
+    in_flight.push_back(std::move(next_segment));
+    next_segment = std::make_unique<Segment>();
+    // Bounded look-ahead: a few segments embed while the oldest is classified and written.
+    while (in_flight.size() > kSegmentsInFlight) finish_oldest();
   };
 
   const auto compute_start = Clock::now();
+  DuplicateIds duplicates;
   io::SequenceRecord record;
   seq::FrameSplitter splitter(static_cast<std::size_t>(o.chunk_size));
   seq::RecordFrames split;
@@ -368,10 +396,11 @@ void run_predict(const PredictOptions& o) {
     if (record.index < journal.records_done) continue;  // scored before the interruption
     ++info.counters.records;
     info.counters.chunks += split.chunks.size();
-    enqueue_record(record, split, pending, window);
-    if (window.size() >= window_frames) commit_segment();
+    add_record(record, split, models, *next_segment);
+    if (next_segment->slots.size() >= window_frames) submit_segment();
   }
-  commit_segment();
+  submit_segment();
+  while (!in_flight.empty()) finish_oldest();
   info.add_stage("predict", compute_start);
   if (info.counters.records == 0)
     log::warn("no input records: the result files hold their header lines only");
@@ -381,7 +410,9 @@ void run_predict(const PredictOptions& o) {
   if (intermediate) intermediate->commit();
   results.publish();
   info.add_stage("total", start);
-  info.write(o.output_dir / "run.json", device.str(), fingerprint);
+  std::string device_names;
+  for (const auto& d : devices) device_names += (device_names.empty() ? "" : ",") + d.str();
+  info.write(o.output_dir / "run.json", device_names, fingerprint);
   state.finish();
   log::info("Scored {} frames of {} records; results in {}", info.counters.frames, info.counters.records,
             o.output_dir.string());

@@ -49,6 +49,12 @@ class DeviceError : public Error {
   explicit DeviceError(std::string message) : Error(ExitCode::kDevice, std::move(message)) {}
 };
 
+// A device ran out of memory: the pipeline retries with smaller batches before giving up.
+class OutOfMemoryError : public DeviceError {
+ public:
+  explicit OutOfMemoryError(std::string message) : DeviceError(std::move(message)) {}
+};
+
 class ResumeError : public Error {
  public:
   explicit ResumeError(std::string message) : Error(ExitCode::kResume, std::move(message)) {}
