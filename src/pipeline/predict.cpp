@@ -10,6 +10,8 @@
 #include <sstream>
 #include <unordered_set>
 
+#include <unistd.h>
+
 #include "engine/thread_pool.h"
 #include "io/atomic_file.h"
 #include "io/fasta_writer.h"
@@ -17,6 +19,7 @@
 #include "io/sequence_reader.h"
 #include "pipeline/embeddings_h5.h"
 #include "pipeline/encoders.h"
+#include "pipeline/progress.h"
 #include "pipeline/results.h"
 #include "pipeline/run_info.h"
 #include "pipeline/run_state.h"
@@ -361,15 +364,18 @@ void run_predict(const PredictOptions& o) {
   std::deque<std::unique_ptr<Segment>> in_flight;
   auto next_segment = std::make_unique<Segment>();
   std::uint64_t segment_number = 0;
+  std::vector<std::string> inputs;
+  for (const auto& in : o.inputs) inputs.push_back(in.string());
+  Progress progress(inputs, o.shard ? 1.0 / o.shard->count : 1.0,
+                    ::isatty(STDERR_FILENO) && spdlog::get_level() <= spdlog::level::info, info.counters);
   auto finish_oldest = [&] {
     auto done = scheduler.next_done();
     Segment& segment = *in_flight.front();
     segment.work = std::move(done);
     finish_segment(segment, models, results, info.counters, journal, state);
     in_flight.pop_front();
+    progress.update(info.counters);
   };
-  std::vector<std::string> inputs;
-  for (const auto& in : o.inputs) inputs.push_back(in.string());
   io::SequenceReader reader(inputs);
   auto submit_segment = [&] {
     next_segment->number = segment_number++;
@@ -401,6 +407,7 @@ void run_predict(const PredictOptions& o) {
   }
   submit_segment();
   while (!in_flight.empty()) finish_oldest();
+  progress.finish(info.counters);
   info.add_stage("predict", compute_start);
   if (info.counters.records == 0)
     log::warn("no input records: the result files hold their header lines only");
