@@ -13,4 +13,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libhdf5-dev libssl-dev \
   libgtest-dev libgmock-dev libbenchmark-dev \
   clang libclang-rt-14-dev clang-format \
+  snakemake \
   python3 >/dev/null
