@@ -5,7 +5,8 @@
 #   2. a random full-size ESM-2 3B with Hugging Face fp32 reference means (tools/esm_reference.py);
 #   3. the Hugging Face transformers baseline (tools/esm_hf_baseline.py, bf16, SDPA) and then ours
 #      (bench_esm_gpu) on the same proteins; ours prints both and the ratio.
-# Logs go to $OUT (gpu.txt, tests.log, gen.log, hf.log, bench.log).
+#   4. a random full-size DNABERT-S (tools/dnabert_reference.py) and bench_dnabert_gpu.
+# Logs go to $OUT (gpu.txt, tests.log, gen.log, hf.log, bench.log, dnabert.log).
 #   usage: tools/device_esm_gpu.sh [PROTEINS_PER_LENGTH=20000] [LENGTHS=166,100,50] [BENCH_ARGS...]
 set -uo pipefail
 count=${1:-20000}
@@ -42,3 +43,9 @@ start=$SECONDS
 timeout 400 "$bin/bench_esm_gpu" --model "$work/esm3b" --proteins "$work/prot" --count "$count" --lengths "$lengths" \
   --profile "$@" 2>&1 | tee "$out/bench.log"
 echo "bench_esm_gpu exit $? after $((SECONDS - start)) s"
+
+start=$SECONDS
+PYTHONUNBUFFERED=1 timeout 200 python3 tools/dnabert_reference.py "$work/dnabert" --preset full --device cuda \
+  --dtype float32 --tokenizer tests/data/tokenizers/dnabert2-117m.tokenizer.json > "$out/dnabert.log" 2>&1
+timeout 200 "$bin/bench_dnabert_gpu" --model "$work/dnabert" --count "$count" 2>&1 | tee -a "$out/dnabert.log"
+echo "bench_dnabert_gpu exit $? after $((SECONDS - start)) s"

@@ -8,7 +8,7 @@ set -euo pipefail
 build=${1:-build-cuda}
 stage=$(mktemp -d /tmp/vnp-cuda-bundle.XXXXXX)
 programs=("$build/tests/engine_cuda/engine_cuda_tests" "$build/tests/engine_cuda/cuda_nodevice_tests"
-          "$build/bench/esm_gpu/bench_esm_gpu")
+          "$build/bench/esm_gpu/bench_esm_gpu" "$build/bench/esm_gpu/bench_dnabert_gpu")
 [[ -x "$build/src/cli/virnucpro" ]] && programs+=("$build/src/cli/virnucpro")
 "$(dirname "$0")/device-bundle.sh" "$stage/bundle" "${programs[@]}"
 strip --strip-unneeded "$stage"/bundle/bin/* "$stage"/bundle/lib/* 2>/dev/null || true

@@ -2,6 +2,7 @@
 // naming the device, never a crash; a binary built with CUDA still computes on the CPU.
 #include <gtest/gtest.h>
 
+#include "engine/backend.h"
 #include "engine/cuda/cuda_backend.h"
 #include "engine/ops.h"
 #include "util/error.h"
@@ -20,6 +21,7 @@ std::string device_error_of(Device device) {
 }
 
 TEST(CudaNoDevice, MissingGpuIsADeviceError) {
+  EXPECT_EQ(cuda_device_count(), cuda::device_count());  // the engine's --device auto sees the same
   if (cuda::device_count() > 0) {
     // With a GPU: an ordinal past the last one is the error.
     const std::string message = device_error_of(Device::cuda(cuda::device_count() + 7));

@@ -108,6 +108,35 @@ TEST(CudaOps, LayerNormMatchesCpu) {
   }
 }
 
+// f16/bf16 layer norm and rotary (the vectorised kernels) against fp32 on the same rounded inputs.
+TEST(CudaOps, HalfPrecisionLayerNormAndRotary) {
+  VNP_REQUIRE_GPU();
+  for (DType dt : {DType::kF16, DType::kBF16}) {
+    const auto seed = fresh_seed();
+    SCOPED_TRACE(::testing::Message() << dtype_name(dt) << " seed " << seed);
+    const double tol = dt == DType::kF16 ? 1e-3 : 8e-3;
+    for (std::int64_t cols : {64, 768, 2560, 2568, 4100}) {
+      Tensor h = ops::cast(random_tensor({19, cols}, seed, 2.0f).to(gpu()), dt);
+      Tensor rounded = ops::cast(h, DType::kF32).to(Device::cpu());
+      Tensor g = random_tensor({cols}, seed + 1), b = random_tensor({cols}, seed + 2);
+      EXPECT_LT(relative_l2(ops::layer_norm(h, g.to(gpu()), b.to(gpu()), 1e-5f),
+                            ops::layer_norm(rounded, g, b, 1e-5f)),
+                tol)
+          << "cols " << cols;
+    }
+    const int heads = 5, hd = 64;
+    PackedBatch batch = batch_with_lengths({3, 168, 1}, Device::cpu());
+    Tensor h = ops::cast(random_tensor({batch.total_tokens(), heads * hd}, seed + 3).to(gpu()), dt);
+    Tensor rounded = ops::cast(h, DType::kF32).to(Device::cpu());
+    std::vector<float> inv(hd / 2);
+    for (int i = 0; i < hd / 2; ++i) inv[static_cast<std::size_t>(i)] = std::pow(10000.0f, -2.0f * i / hd);
+    Tensor f = Tensor::from_floats(inv, {hd / 2});
+    ops::rotary_(h, f.to(gpu()), batch.to(gpu()), heads);
+    ops::rotary_(rounded, f, batch, heads);
+    EXPECT_LT(relative_l2(h, rounded), tol);
+  }
+}
+
 TEST(CudaOps, ElementwiseOpsMatchCpu) {
   VNP_REQUIRE_GPU();
   const auto seed = fresh_seed();

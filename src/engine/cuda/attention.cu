@@ -113,9 +113,11 @@ __global__ void __launch_bounds__(128)
   constexpr int KSTEPS = HD / 16;  // k-steps of Q·Kᵀ
   constexpr int NB = BN / 8;       // 8-key column blocks of S
   constexpr int DB = HD / 8;       // 8-wide column blocks of O
-  __shared__ alignas(16) T sQ[BM * LDS];
-  __shared__ alignas(16) T sK[BN * LDS];
-  __shared__ alignas(16) T sV[BN * LDS];
+  // Dynamic shared memory: Q, then two K and two V buffers (the next tile loads while this one computes).
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  T* const sQ = reinterpret_cast<T*>(shared_bytes);
+  T* const sK0 = sQ + BM * LDS;
+  T* const sV0 = sK0 + 2 * BN * LDS;
 
   const int seq = blockIdx.x / tiles_per_seq, tile = blockIdx.x % tiles_per_seq, head = blockIdx.y;
   const int begin = cu[seq], len = cu[seq + 1] - begin;
@@ -134,7 +136,10 @@ __global__ void __launch_bounds__(128)
   const int row_b = row_a + 8;
 
   load_tile<T, HD, BM>(sQ, qh, ld, q0, len);
+  load_tile<T, HD, BN>(sK0, kh, ld, 0, len);
+  load_tile<T, HD, BN>(sV0, vh, ld, 0, len);
   cp_async_commit();
+  const int num_tiles = (len + BN - 1) / BN;
 
   float o[DB][4];
 #pragma unroll
@@ -142,15 +147,20 @@ __global__ void __launch_bounds__(128)
   float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
   std::uint32_t qf[KSTEPS][4];
 
-  for (int k0 = 0; k0 < len; k0 += BN) {
-    __syncthreads();  // the previous tile's K/V are no longer read
-    load_tile<T, HD, BN>(sK, kh, ld, k0, len);
-    cp_async_commit();
-    load_tile<T, HD, BN>(sV, vh, ld, k0, len);
-    cp_async_commit();
-    cp_async_wait<1>();  // Q and K are in; V may still be arriving
+  for (int t = 0; t < num_tiles; ++t) {
+    const int k0 = t * BN;
+    const T* sK = sK0 + (t & 1) * BN * LDS;
+    const T* sV = sV0 + (t & 1) * BN * LDS;
+    if (t + 1 < num_tiles) {  // prefetch the next tile into the other buffers
+      load_tile<T, HD, BN>(sK0 + ((t + 1) & 1) * BN * LDS, kh, ld, k0 + BN, len);
+      load_tile<T, HD, BN>(sV0 + ((t + 1) & 1) * BN * LDS, vh, ld, k0 + BN, len);
+      cp_async_commit();
+      cp_async_wait<1>();  // this tile (and Q) are in
+    } else {
+      cp_async_wait<0>();
+    }
     __syncthreads();
-    if (k0 == 0) {
+    if (t == 0) {
 #pragma unroll
       for (int kk = 0; kk < KSTEPS; ++kk)
         ldmatrix_x4(qf[kk], sQ + (warp * 16 + lane % 16) * LDS + kk * 16 + (lane / 16) * 8);
@@ -219,8 +229,6 @@ __global__ void __launch_bounds__(128)
       o[db][3] *= corr_b;
     }
 
-    cp_async_wait<0>();
-    __syncthreads();
     // O += P·V: P (the S accumulators, rounded to T) is the A operand; V is read transposed.
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
@@ -238,6 +246,7 @@ __global__ void __launch_bounds__(128)
         mma_16816<T>(o[db + 1], a, b[2], b[3]);
       }
     }
+    __syncthreads();  // this tile's buffers are reloaded two iterations on
   }
 
 #pragma unroll
@@ -261,9 +270,16 @@ __global__ void __launch_bounds__(128)
 
 template <typename T, int HD>
 void launch_flash(const AttentionArgs& a, cudaStream_t stream) {
-  const int tiles = (a.max_seqlen + FlashConfig<HD>::kBlockM - 1) / FlashConfig<HD>::kBlockM;
+  using Cfg = FlashConfig<HD>;
+  const int tiles = (a.max_seqlen + Cfg::kBlockM - 1) / Cfg::kBlockM;
   dim3 grid(static_cast<unsigned>(a.num_seqs) * static_cast<unsigned>(tiles), static_cast<unsigned>(a.heads));
-  flash_kernel<T, HD><<<grid, FlashConfig<HD>::kThreads, 0, stream>>>(
+  const std::size_t shared =
+      sizeof(T) * static_cast<std::size_t>((Cfg::kBlockM + 4 * Cfg::kBlockN) * Cfg::kStride);
+  // More than 48 KB for head_dim 128 (set on every launch: the attribute belongs to the current device).
+  check(cudaFuncSetAttribute(flash_kernel<T, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(shared)),
+        "cudaFuncSetAttribute(flash attention)");
+  flash_kernel<T, HD><<<grid, Cfg::kThreads, shared, stream>>>(
       static_cast<const T*>(a.q), static_cast<const T*>(a.k), static_cast<const T*>(a.v),
       static_cast<T*>(a.out), a.cu_seqlens, tiles, a.heads, a.softmax_scale * kLog2e, a.alibi_slopes);
   check_launch("flash_kernel");
@@ -357,10 +373,6 @@ __global__ void __launch_bounds__(128)
     for (int d = lane; d < hd; d += 32)
       out[head_offset + std::int64_t{query} * ld + d] = from_f32<T>(sO[r * hd + d] / l[j]);
   }
-}
-
-bool aligned16(const void* p) {
-  return reinterpret_cast<std::uintptr_t>(p) % 16 == 0;
 }
 
 }  // namespace

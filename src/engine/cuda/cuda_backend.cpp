@@ -1,6 +1,7 @@
 #include "engine/cuda/cuda_backend.h"
 
 #include <cuda_runtime_api.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <cstring>
@@ -394,6 +395,14 @@ const DeviceState& device_state() {
       cudaGetLastError();
       s.count = 0;
       s.reason = cudaGetErrorString(status);
+      // The runtime says "insufficient driver" also when there is no driver at all: tell the two apart.
+      if (status == cudaErrorInsufficientDriver) {
+        void* driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+        if (driver)
+          dlclose(driver);
+        else
+          s.reason = "no NVIDIA driver: libcuda.so.1 not found";
+      }
     } else if (s.count == 0) {
       s.reason = "the CUDA driver reports no GPU";
     }

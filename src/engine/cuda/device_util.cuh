@@ -78,6 +78,19 @@ __device__ __forceinline__ float block_sum(float v) {
   return warp_sum(v);
 }
 
+// V elements moved as one aligned access (V·sizeof(T) = 8 or 16 bytes).
+template <typename T, int V>
+struct alignas(sizeof(T) * V) Pack {
+  T v[V];
+};
+
+inline bool aligned16(const void* p) {
+  return reinterpret_cast<std::uintptr_t>(p) % 16 == 0;
+}
+inline bool aligned_to(const void* p, std::size_t bytes) {
+  return reinterpret_cast<std::uintptr_t>(p) % bytes == 0;
+}
+
 inline unsigned blocks_for(std::int64_t n, int threads) {
   std::int64_t b = (n + threads - 1) / threads;
   return static_cast<unsigned>(b < 1 ? 1 : (b > (1 << 30) ? (1 << 30) : b));

@@ -14,37 +14,48 @@ namespace {
 
 constexpr int kThreads = 256;
 
-template <typename T, int V>
-struct alignas(sizeof(T) * V) Pack {
-  T v[V];
-};
+// out[i] = op(x[i]) for n elements: V per pack, kUnroll packs per thread in flight at once.
+constexpr int kUnroll = 4;
 
-bool aligned16(const void* p) {
-  return reinterpret_cast<std::uintptr_t>(p) % 16 == 0;
-}
-
-// out[i] = op(x[i]) for n elements, V per thread.
 template <typename T, int V, typename Op>
 __global__ void unary_kernel(const T* __restrict__ x, T* __restrict__ out, std::int64_t n_packs, Op op) {
-  for (std::int64_t i = blockIdx.x * std::int64_t{blockDim.x} + threadIdx.x; i < n_packs;
-       i += std::int64_t{gridDim.x} * blockDim.x) {
-    auto p = reinterpret_cast<const Pack<T, V>*>(x)[i];
+  const std::int64_t stride = std::int64_t{gridDim.x} * blockDim.x;
+  for (std::int64_t base = blockIdx.x * std::int64_t{blockDim.x} + threadIdx.x; base < n_packs;
+       base += stride * kUnroll) {
+    Pack<T, V> p[kUnroll];
 #pragma unroll
-    for (int j = 0; j < V; ++j) p.v[j] = from_f32<T>(op(to_f32(p.v[j])));
-    reinterpret_cast<Pack<T, V>*>(out)[i] = p;
+    for (int u = 0; u < kUnroll; ++u)
+      if (base + u * stride < n_packs) p[u] = reinterpret_cast<const Pack<T, V>*>(x)[base + u * stride];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      if (base + u * stride >= n_packs) break;
+#pragma unroll
+      for (int j = 0; j < V; ++j) p[u].v[j] = from_f32<T>(op(to_f32(p[u].v[j])));
+      reinterpret_cast<Pack<T, V>*>(out)[base + u * stride] = p[u];
+    }
   }
 }
 
 // a[i] = op(a[i], b[i]).
 template <typename T, int V, typename Op>
 __global__ void binary_kernel(T* __restrict__ a, const T* __restrict__ b, std::int64_t n_packs, Op op) {
-  for (std::int64_t i = blockIdx.x * std::int64_t{blockDim.x} + threadIdx.x; i < n_packs;
-       i += std::int64_t{gridDim.x} * blockDim.x) {
-    auto pa = reinterpret_cast<const Pack<T, V>*>(a)[i];
-    const auto pb = reinterpret_cast<const Pack<T, V>*>(b)[i];
+  const std::int64_t stride = std::int64_t{gridDim.x} * blockDim.x;
+  for (std::int64_t base = blockIdx.x * std::int64_t{blockDim.x} + threadIdx.x; base < n_packs;
+       base += stride * kUnroll) {
+    Pack<T, V> pa[kUnroll], pb[kUnroll];
 #pragma unroll
-    for (int j = 0; j < V; ++j) pa.v[j] = from_f32<T>(op(to_f32(pa.v[j]), to_f32(pb.v[j])));
-    reinterpret_cast<Pack<T, V>*>(a)[i] = pa;
+    for (int u = 0; u < kUnroll; ++u)
+      if (base + u * stride < n_packs) {
+        pa[u] = reinterpret_cast<const Pack<T, V>*>(a)[base + u * stride];
+        pb[u] = reinterpret_cast<const Pack<T, V>*>(b)[base + u * stride];
+      }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      if (base + u * stride >= n_packs) break;
+#pragma unroll
+      for (int j = 0; j < V; ++j) pa[u].v[j] = from_f32<T>(op(to_f32(pa[u].v[j]), to_f32(pb[u].v[j])));
+      reinterpret_cast<Pack<T, V>*>(a)[base + u * stride] = pa[u];
+    }
   }
 }
 
@@ -58,11 +69,11 @@ template <typename T, typename Op>
 void launch_unary(const void* x, void* out, std::int64_t n, Op op, cudaStream_t stream) {
   constexpr int V = 16 / sizeof(T);
   if (n % V == 0 && aligned16(x) && aligned16(out))
-    unary_kernel<T, V>
-        <<<grid_for(n / V), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(out), n / V, op);
+    unary_kernel<T, V><<<grid_for(n / V / kUnroll + 1), kThreads, 0, stream>>>(
+        static_cast<const T*>(x), static_cast<T*>(out), n / V, op);
   else
-    unary_kernel<T, 1>
-        <<<grid_for(n), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(out), n, op);
+    unary_kernel<T, 1><<<grid_for(n / kUnroll + 1), kThreads, 0, stream>>>(static_cast<const T*>(x),
+                                                                           static_cast<T*>(out), n, op);
   check_launch("unary_kernel");
 }
 
@@ -70,11 +81,11 @@ template <typename T, typename Op>
 void launch_binary(void* a, const void* b, std::int64_t n, Op op, cudaStream_t stream) {
   constexpr int V = 16 / sizeof(T);
   if (n % V == 0 && aligned16(a) && aligned16(b))
-    binary_kernel<T, V>
-        <<<grid_for(n / V), kThreads, 0, stream>>>(static_cast<T*>(a), static_cast<const T*>(b), n / V, op);
+    binary_kernel<T, V><<<grid_for(n / V / kUnroll + 1), kThreads, 0, stream>>>(
+        static_cast<T*>(a), static_cast<const T*>(b), n / V, op);
   else
-    binary_kernel<T, 1>
-        <<<grid_for(n), kThreads, 0, stream>>>(static_cast<T*>(a), static_cast<const T*>(b), n, op);
+    binary_kernel<T, 1><<<grid_for(n / kUnroll + 1), kThreads, 0, stream>>>(static_cast<T*>(a),
+                                                                            static_cast<const T*>(b), n, op);
   check_launch("binary_kernel");
 }
 

@@ -94,6 +94,7 @@ int pointer_alignment(const void* p) {
   return a;
 }
 
+constexpr std::size_t kMaxPlans = 4096;
 constexpr std::size_t kWorkspaceBytes = 64u << 20;  // cuBLASLt's recommendation for Hopper is >= 32 MiB
 
 }  // namespace
@@ -131,6 +132,9 @@ Gemm::~Gemm() {
 Gemm::Plan& Gemm::plan_for(const GemmProblem& p) {
   auto found = plans_.find(p);
   if (found != plans_.end()) return *found->second;
+  // Packed batches vary in token count, so a long run meets many shapes: bound the cache (a plan costs
+  // one heuristic query, tens of microseconds, to rebuild).
+  if (plans_.size() >= kMaxPlans) plans_.clear();
   auto plan = std::make_unique<Plan>();
   const auto ab = cuda_type(p.ab_type), ct = cuda_type(p.c_type);
   const auto u = [](std::int64_t v) { return static_cast<std::uint64_t>(v); };

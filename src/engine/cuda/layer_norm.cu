@@ -1,6 +1,8 @@
 // Layer norm (fp32 two-pass statistics) and rotary position embedding (fp32 tables).
 #include <cuda_runtime.h>
 
+#include <algorithm>
+
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/device_util.cuh"
 #include "engine/cuda/kernels.h"
@@ -33,6 +35,103 @@ __global__ void __launch_bounds__(kNormThreads)
   const float inv_std = rsqrtf(var + eps);
   for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x)
     out_row[c] = from_f32<T>((to_f32(row[c]) - mean) * inv_std * gamma[c] + beta[c]);
+}
+
+// The fast path: each thread holds its 16-byte chunks of the row in registers (at most kChunks of them),
+// so the row is read from memory once; statistics as above, from the registers.
+template <typename T, int kChunks>
+__global__ void __launch_bounds__(kNormThreads)
+    layer_norm_vec_kernel(const T* __restrict__ x, const float* __restrict__ gamma,
+                          const float* __restrict__ beta, int cols, float eps, T* __restrict__ out) {
+  constexpr int V = 16 / sizeof(T);
+  const int chunks = cols / V;
+  const auto* row = reinterpret_cast<const Pack<T, V>*>(x + blockIdx.x * std::int64_t{cols});
+  auto* out_row = reinterpret_cast<Pack<T, V>*>(out + blockIdx.x * std::int64_t{cols});
+  const float shift = to_f32(x[blockIdx.x * std::int64_t{cols}]);
+  float v[kChunks][V];
+  float sum = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kChunks; ++j) {
+    const int c = threadIdx.x + j * blockDim.x;
+    if (c >= chunks) break;
+    const Pack<T, V> p = row[c];
+#pragma unroll
+    for (int e = 0; e < V; ++e) {
+      v[j][e] = to_f32(p.v[e]);
+      sum += v[j][e] - shift;
+    }
+  }
+  const float mean = shift + block_sum(sum) / static_cast<float>(cols);
+  float sq = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kChunks; ++j) {
+    if (threadIdx.x + j * blockDim.x >= chunks) break;
+#pragma unroll
+    for (int e = 0; e < V; ++e) sq += (v[j][e] - mean) * (v[j][e] - mean);
+  }
+  const float inv_std = rsqrtf(block_sum(sq) / static_cast<float>(cols) + eps);
+#pragma unroll
+  for (int j = 0; j < kChunks; ++j) {
+    const int c = threadIdx.x + j * blockDim.x;
+    if (c >= chunks) break;
+    Pack<T, V> p;
+#pragma unroll
+    for (int e = 0; e < V; e += 4) {
+      const float4 g = reinterpret_cast<const float4*>(gamma + c * V)[e / 4];
+      const float4 b = reinterpret_cast<const float4*>(beta + c * V)[e / 4];
+      p.v[e + 0] = from_f32<T>((v[j][e + 0] - mean) * inv_std * g.x + b.x);
+      p.v[e + 1] = from_f32<T>((v[j][e + 1] - mean) * inv_std * g.y + b.y);
+      p.v[e + 2] = from_f32<T>((v[j][e + 2] - mean) * inv_std * g.z + b.z);
+      p.v[e + 3] = from_f32<T>((v[j][e + 3] - mean) * inv_std * g.w + b.w);
+    }
+    out_row[c] = p;
+  }
+}
+
+// Rotary, vectorised: each thread rotates 4 consecutive pairs (i .. i+3 with i+half .. i+half+3).
+template <typename T>
+__global__ void rotary_vec_kernel(T* __restrict__ x, int heads, int head_dim,
+                                  const float* __restrict__ inv_freq, const std::int32_t* __restrict__ cu,
+                                  int num_seqs) {
+  extern __shared__ float table[];  // cos[half], sin[half]
+  __shared__ int position;
+  const std::int64_t token = blockIdx.x;
+  const int half = head_dim / 2, quads = half / 4;
+  if (threadIdx.x == 0) {
+    int lo = 0, hi = num_seqs - 1;
+    while (lo < hi) {
+      const int mid = (lo + hi + 1) / 2;
+      if (cu[mid] <= token)
+        lo = mid;
+      else
+        hi = mid - 1;
+    }
+    position = static_cast<int>(token - cu[lo]);
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    float s, c;
+    sincosf(static_cast<float>(position) * inv_freq[i], &s, &c);
+    table[i] = c;
+    table[half + i] = s;
+  }
+  __syncthreads();
+  T* row = x + token * heads * head_dim;
+  for (int p = threadIdx.x; p < heads * quads; p += blockDim.x) {
+    const int h = p / quads, i = (p % quads) * 4;
+    auto* lo = reinterpret_cast<Pack<T, 4>*>(row + h * head_dim + i);
+    auto* hi = reinterpret_cast<Pack<T, 4>*>(row + h * head_dim + half + i);
+    Pack<T, 4> a = *lo, b = *hi;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const float xa = to_f32(a.v[e]), xb = to_f32(b.v[e]);
+      const float c = table[i + e], s = table[half + i + e];
+      a.v[e] = from_f32<T>(xa * c - xb * s);
+      b.v[e] = from_f32<T>(xb * c + xa * s);
+    }
+    *lo = a;
+    *hi = b;
+  }
 }
 
 // One block per token: the block finds the token's position in its sequence, builds the cos/sin table of
@@ -83,6 +182,23 @@ void layer_norm(const void* x, DType dt, const float* gamma, const float* beta, 
   if (rows == 0) return;
   dispatch_float(dt, [&](auto tag) {
     using T = decltype(tag);
+    constexpr int V = 16 / sizeof(T);
+    const bool vec = cols % V == 0 && aligned16(x) && aligned16(out) && aligned16(gamma) && aligned16(beta);
+    const std::int64_t chunks = cols / V;
+    // Fewest chunks per thread that fit in one block; threads a multiple of 32 (block_sum).
+    for (int k = 1; vec && k <= 4; ++k) {
+      const std::int64_t threads = ((chunks + k - 1) / k + 31) / 32 * 32;
+      if (threads > kNormThreads) continue;
+      auto launch = [&](auto kernel) {
+        kernel<<<static_cast<unsigned>(rows), static_cast<unsigned>(threads), 0, stream>>>(
+            static_cast<const T*>(x), gamma, beta, static_cast<int>(cols), eps, static_cast<T*>(out));
+      };
+      if (k == 1) launch(layer_norm_vec_kernel<T, 1>);
+      if (k == 2) launch(layer_norm_vec_kernel<T, 2>);
+      if (k == 3) launch(layer_norm_vec_kernel<T, 3>);
+      if (k == 4) launch(layer_norm_vec_kernel<T, 4>);
+      return;
+    }
     layer_norm_kernel<T><<<static_cast<unsigned>(rows), kNormThreads, 0, stream>>>(
         static_cast<const T*>(x), gamma, beta, cols, eps, static_cast<T*>(out));
   });
@@ -95,6 +211,13 @@ void rotary(void* x, DType dt, std::int64_t tokens, int heads, int head_dim, con
   const std::size_t shared = sizeof(float) * static_cast<std::size_t>(head_dim);
   dispatch_float(dt, [&](auto tag) {
     using T = decltype(tag);
+    if (head_dim % 8 == 0 && aligned_to(x, 4 * sizeof(T))) {
+      const int quads = heads * head_dim / 8;
+      const unsigned threads = static_cast<unsigned>(std::min(256, (quads + 31) / 32 * 32));
+      rotary_vec_kernel<T><<<static_cast<unsigned>(tokens), threads, shared, stream>>>(
+          static_cast<T*>(x), heads, head_dim, inv_freq, cu_seqlens, num_seqs);
+      return;
+    }
     rotary_kernel<T><<<static_cast<unsigned>(tokens), 256, shared, stream>>>(
         static_cast<T*>(x), heads, head_dim, inv_freq, cu_seqlens, num_seqs);
   });
