@@ -61,14 +61,17 @@ MlpClassifier MlpClassifier::load(const std::filesystem::path& file) {
 }
 
 void MlpClassifier::logits_rows(const float* x, std::int64_t begin, std::int64_t end, float* out) const {
-  const std::int64_t rows = end - begin, in = input_dim_, hidden = hidden_dim_, classes = num_classes_;
-  std::vector<double> xd(x + begin * in, x + end * in);
+  // Always kRowsPerTask rows per dgemm (a short block is zero-padded): BLAS rounding depends on the
+  // call's shape, and a frame's scores must not depend on which frames share its block.
+  const std::int64_t rows = kRowsPerTask, in = input_dim_, hidden = hidden_dim_, classes = num_classes_;
+  std::vector<double> xd(static_cast<std::size_t>(rows * in), 0.0);
+  std::copy(x + begin * in, x + end * in, xd.begin());
   std::vector<double> h(static_cast<std::size_t>(rows * hidden));
   for (std::int64_t r = 0; r < rows; ++r) std::copy_n(hidden_bias_.data(), hidden, h.data() + r * hidden);
   cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(hidden),
               static_cast<int>(in), 1.0, xd.data(), static_cast<int>(in), hidden_weight_.data(),
               static_cast<int>(in), 1.0, h.data(), static_cast<int>(hidden));
-  for (std::int64_t r = 0; r < rows; ++r) {
+  for (std::int64_t r = 0; r < end - begin; ++r) {
     double* hr = h.data() + r * hidden;
     for (std::int64_t j = 0; j < hidden; ++j)  // BatchNorm (eval), ReLU; dropout is off in eval
       hr[j] = std::max(0.0, hr[j] * bn_scale_[j] + bn_shift_[j]);

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# One device call for issue 8, run from the repository root on the GPU machine (carry ".device/cuda",
+# made here by tools/make_device_bundle.sh with virnucpro and make_coding_reads in it):
+#   1. `predict` on the tiny fixtures on the GPU (fp32 and fp16) against the CPU run of the same binary;
+#   2. with PRESET set (e.g. 3B), full-size random models: N synthetic 500 bp coding reads through the
+#      whole `predict`, next to bench_esm_gpu on the same proteins, and the ratio.
+#   usage: tools/device_predict_gpu.sh [READS=100000] [PRESET=none|650M|3B] [DEVICES=cuda:0]
+set -uo pipefail
+reads=${1:-100000}
+preset=${2:-none}
+devices=${3:-cuda:0}
+out=${OUT:-/tmp/vnp-out}
+work=/tmp/vnp
+mkdir -p "$out" "$work"
+tar -xJf .device/cuda/bundle.tar.xz -C "$work" || exit 1
+export LD_LIBRARY_PATH=$work/bundle/lib:${LD_LIBRARY_PATH:-}
+bin=$work/bundle/bin
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee "$out/gpu.txt"
+
+tiny=(--esm-model tests/data/esm2_tiny --dnabert-model tests/data/dnabert2_tiny
+      --classifier tests/data/mlp/mlp_tiny_160x32.pth -q --force)
+"$bin/virnucpro" predict tests/data/preprocess/coding.fa -o "$work/cpu" --device cpu "${tiny[@]}"
+for p in fp32 fp16 bf16; do
+  "$bin/virnucpro" predict tests/data/preprocess/coding.fa -o "$work/gpu_$p" --device "$devices" --precision $p "${tiny[@]}"
+  python3 - "$work/cpu/prediction_results.txt" "$work/gpu_$p/prediction_results.txt" $p <<'PY'
+import sys
+a=[l.split('\t') for l in open(sys.argv[1])][1:]; b=[l.split('\t') for l in open(sys.argv[2])][1:]
+assert [r[0] for r in a]==[r[0] for r in b], "rows differ"
+d=max(abs(float(x[3])-float(y[3])) for x,y in zip(a,b)); agree=sum(x[1]==y[1] for x,y in zip(a,b))
+print(f"tiny fixtures, GPU {sys.argv[3]} vs CPU fp32: {len(a)} frames, max |score2 diff| {d:.2e}, labels equal {agree}/{len(a)}")
+PY
+done
+[[ $preset == none ]] && exit 0
+
+start=$SECONDS
+PYTHONUNBUFFERED=1 timeout 300 python3 tools/esm_reference.py "$work/esm" --preset "$preset" --device cuda \
+  --dtype float32 > "$out/gen.log" 2>&1 || { tail -5 "$out/gen.log"; exit 1; }
+PYTHONUNBUFFERED=1 timeout 200 python3 tools/dnabert_reference.py "$work/dnabert" --preset full --device cuda \
+  --dtype float32 --tokenizer tests/data/tokenizers/dnabert2-117m.tokenizer.json >> "$out/gen.log" 2>&1
+echo "models generated in $((SECONDS - start)) s"
+"$bin/make_coding_reads" --count "$reads" --fasta "$work/reads.fa" --proteins "$work/prot"
+timeout 300 "$bin/bench_esm_gpu" --model "$work/esm" --proteins "$work/prot" --lengths 166 --count "$reads" \
+  --precision fp16 --skip-accuracy 2>&1 | tee "$out/esm_only.log"
+for d in $devices; do
+  start=$SECONDS
+  timeout 500 "$bin/virnucpro" predict "$work/reads.fa" -o "$work/pred_${d//[:,]/_}" --device "$d" --precision fp16 \
+    --esm-model "$work/esm" --dnabert-model "$work/dnabert" --classifier tests/data/mlp/mlp_full_3328x512.pth \
+    --force 2>&1 | tail -3 | tee -a "$out/predict.log"
+  python3 - "$work/pred_${d//[:,]/_}/run.json" "$d" <<'PY'
+import json,sys
+j=json.load(open(sys.argv[1])); s=j["stage_seconds"]["predict"]; c=j["counts"]
+print(f"predict on {sys.argv[2]}: {c['frames']} frames in {s:.1f} s = {c['frames']/s:.0f} frames/s, "
+      f"{c['esm_tokens']/s:.0f} ESM tokens/s, {(c['esm_tokens']+c['dnabert_tokens'])/s:.0f} tokens/s (both encoders)")
+PY
+done
