@@ -4,8 +4,9 @@
 // measured in the same run:
 //   - the same forward pass with one thread (the parallel speedup),
 //   - the v1.0 padded attention path (what --v1-attention costs),
-//   - GEMM throughput of our tiled OpenBLAS path vs a naive triple loop on one layer's fc1 shape.
-// Usage: bench_esm2_cpu [threads] [seconds per measurement]
+//   - GEMM throughput of our tiled OpenBLAS path vs a naive triple loop and vs OpenBLAS threading
+//     itself, on one layer's fc1 shape.
+// Usage: bench_esm2_cpu [threads] [seconds per measurement] [test data folder, default tests/data]
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -15,6 +16,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <cblas.h>
 
 #include "engine/ops.h"
 #include "engine/thread_pool.h"
@@ -118,11 +121,13 @@ void bench_model(const char* name, Esm2 model, int threads, double seconds) {
   vnp::engine::set_num_threads(1);
   double single = runs_per_second(forward, seconds) * tokens;
   const double gf = gflop_per_token(model.config(), length + 2);
-  std::printf("%s (%s), %d x %d-aa proteins per batch:\n", name, model.config().describe().c_str(), count, length);
+  std::printf("%s (%s), %d x %d-aa proteins per batch:\n", name, model.config().describe().c_str(), count,
+              length);
   std::printf("  packed, %2d threads : %10.0f tokens/s  (%6.1f GFLOP/s)\n", threads, ours, ours * gf);
   std::printf("  baseline, 1 thread : %10.0f tokens/s  (%6.1f GFLOP/s)   ratio %.2fx\n", single, single * gf,
               ours / single);
-  std::printf("  v1 padded, %2d thr. : %10.0f tokens/s                     ratio %.2fx\n", threads, v1, ours / v1);
+  std::printf("  v1 padded, %2d thr. : %10.0f tokens/s                     ratio %.2fx\n", threads, v1,
+              ours / v1);
 }
 
 // Our GEMM (tiled OpenBLAS, all threads) vs a naive i-j-k triple loop, on fc1's shape.
@@ -130,7 +135,8 @@ void bench_gemm(int threads, double seconds) {
   const std::int64_t m = 1024, k = 480, n = 1920;
   std::mt19937 rng(3);
   std::normal_distribution<float> dist;
-  std::vector<float> a(static_cast<std::size_t>(m * k)), b(static_cast<std::size_t>(n * k)), c(static_cast<std::size_t>(m * n));
+  std::vector<float> a(static_cast<std::size_t>(m * k)), b(static_cast<std::size_t>(n * k)),
+      c(static_cast<std::size_t>(m * n));
   for (auto& x : a) x = dist(rng);
   for (auto& x : b) x = dist(rng);
   auto x = vnp::engine::Tensor::from_floats(a, {m, k});
@@ -142,15 +148,29 @@ void bench_gemm(int threads, double seconds) {
         for (std::int64_t i = 0; i < m; ++i)
           for (std::int64_t j = 0; j < n; ++j) {
             float s = 0;
-            for (std::int64_t p = 0; p < k; ++p) s += a[static_cast<std::size_t>(i * k + p)] * b[static_cast<std::size_t>(j * k + p)];
+            for (std::int64_t p = 0; p < k; ++p)
+              s += a[static_cast<std::size_t>(i * k + p)] * b[static_cast<std::size_t>(j * k + p)];
             c[static_cast<std::size_t>(i * n + j)] = s;
           }
       },
       seconds);
+  // One cblas_sgemm call threaded by OpenBLAS itself (not bit-stable across thread counts).
+  openblas_set_num_threads(threads);
+  double blas = runs_per_second(
+      [&] {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(m), static_cast<blasint>(n),
+                    static_cast<blasint>(k), 1.0f, a.data(), static_cast<blasint>(k), b.data(),
+                    static_cast<blasint>(k), 0.0f, c.data(), static_cast<blasint>(n));
+      },
+      seconds);
+  openblas_set_num_threads(1);
   const double gflop = 2.0 * m * n * k / 1e9;
-  std::printf("GEMM %ldx%ldx%ld: ours (%d threads) %.1f GFLOP/s, naive triple loop (1 thread) %.1f GFLOP/s, ratio %.1fx\n",
-              static_cast<long>(m), static_cast<long>(n), static_cast<long>(k), threads, ours * gflop, naive * gflop,
-              ours / naive);
+  std::printf(
+      "GEMM %ldx%ldx%ld: ours (%d threads, fixed tiles) %.1f GFLOP/s; naive triple loop (1 thread) %.1f "
+      "GFLOP/s, "
+      "ratio %.1fx; OpenBLAS self-threaded (%d threads) %.1f GFLOP/s, ratio %.2fx\n",
+      static_cast<long>(m), static_cast<long>(n), static_cast<long>(k), threads, ours * gflop, naive * gflop,
+      ours / naive, threads, blas * gflop, ours / blas);
 }
 
 }  // namespace
@@ -160,9 +180,11 @@ int main(int argc, char** argv) {
   double seconds = argc > 2 ? std::atof(argv[2]) : 3.0;
   std::printf("bench_esm2_cpu: %d threads, %u hardware threads, >= %.1f s per figure\n", threads,
               std::thread::hardware_concurrency(), seconds);
-  bench_model("esm2_small64 fixture", Esm2::load(std::string(ESM2_BENCH_DATA) + "/esm2_small64"), threads, seconds);
+  std::string data = argc > 3 ? argv[3] : ESM2_BENCH_DATA;
+  bench_model("esm2_small64 fixture", Esm2::load(data + "/esm2_small64"), threads, seconds);
   Esm2Config c35m{12, 480, 20, 1920, 33, 1e-5f, true};
-  bench_model("random esm2_t12_35M shape", Esm2::from_state_dict(random_esm2(c35m, 1), c35m), threads, seconds);
+  bench_model("random esm2_t12_35M shape", Esm2::from_state_dict(random_esm2(c35m, 1), c35m), threads,
+              seconds);
   bench_gemm(threads, seconds);
   return 0;
 }

@@ -35,7 +35,8 @@ class EmbeddingWriter {
  public:
   virtual ~EmbeddingWriter() = default;
   // Rows of `values` ([ids.size(), dim], row-major) in input order.
-  virtual void add(const std::vector<std::string>& ids, const std::vector<float>& values, std::int64_t dim) = 0;
+  virtual void add(const std::vector<std::string>& ids, const std::vector<float>& values,
+                   std::int64_t dim) = 0;
   virtual void finish() = 0;
 };
 
@@ -51,7 +52,8 @@ class TsvWriter final : public EmbeddingWriter {
       line = ids[i];
       for (std::int64_t j = 0; j < dim; ++j) {
         line += '\t';
-        line += format_float32_shortest(values[i * static_cast<std::size_t>(dim) + static_cast<std::size_t>(j)]);
+        line +=
+            format_float32_shortest(values[i * static_cast<std::size_t>(dim) + static_cast<std::size_t>(j)]);
       }
       line += '\n';
       if (file_)
@@ -75,7 +77,8 @@ class TsvWriter final : public EmbeddingWriter {
 // temporary name and renamed into place by finish().
 class H5Writer final : public EmbeddingWriter {
  public:
-  explicit H5Writer(std::filesystem::path path) : final_(std::move(path)), temp_(final_.string() + ".partial") {}
+  explicit H5Writer(std::filesystem::path path)
+      : final_(std::move(path)), temp_(final_.string() + ".partial") {}
   ~H5Writer() override {
     close();
     if (!done_) std::filesystem::remove(temp_);
@@ -250,7 +253,8 @@ class Progress {
     }
   }
   void done() const {
-    log::info("embedded {} sequences ({} tokens) at {:.0f} tokens/s", sequences_, tokens_, rate(Clock::now()));
+    log::info("embedded {} sequences ({} tokens) at {:.0f} tokens/s", sequences_, tokens_,
+              rate(Clock::now()));
   }
 
  private:
@@ -283,7 +287,9 @@ void run_esm(const EmbedOptions& o, const GlobalOptions& global) {
   }
 
   tokenize::EsmAlphabet alphabet;
-  auto tokens_of = [](const io::SequenceRecord& r) { return static_cast<std::int64_t>(r.sequence.size()) + 2; };
+  auto tokens_of = [](const io::SequenceRecord& r) {
+    return static_cast<std::int64_t>(r.sequence.size()) + 2;
+  };
   RecordBatcher batcher(o.inputs, o.token_budget > 0 ? o.token_budget : kEsmCpuTokenBudget, tokens_of);
   std::unique_ptr<EmbeddingWriter> writer = make_writer(o.output);
   Progress progress;

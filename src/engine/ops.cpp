@@ -48,7 +48,8 @@ void require(bool ok, const char* op, const std::string& problem) {
 
 // Activations and weights are f32; a GPU also computes in f16/bf16 (--precision), the CPU in f32 only.
 bool float_dtype_ok(const Tensor& t) {
-  return t.dtype() == DType::kF32 || (!t.device().is_cpu() && (t.dtype() == DType::kF16 || t.dtype() == DType::kBF16));
+  return t.dtype() == DType::kF32 ||
+         (!t.device().is_cpu() && (t.dtype() == DType::kF16 || t.dtype() == DType::kBF16));
 }
 
 void require_f32_2d(const Tensor& t, const char* op, const char* what) {
@@ -59,7 +60,8 @@ void require_f32_2d(const Tensor& t, const char* op, const char* what) {
 
 void require_vector(const Tensor& t, std::int64_t n, DType dtype, const char* op, const char* what) {
   require(t.defined() && t.dtype() == dtype && t.ndim() == 1 && t.dim(0) == n, op,
-          std::string(what) + " must be " + dtype_name(dtype) + "[" + std::to_string(n) + "], got " + t.describe());
+          std::string(what) + " must be " + dtype_name(dtype) + "[" + std::to_string(n) + "], got " +
+              t.describe());
 }
 
 void require_same_device(const Tensor& a, const Tensor& b, const char* op) {
@@ -87,7 +89,8 @@ void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Pa
   require(p.num_heads > 0 && q.dim(1) % p.num_heads == 0, op,
           std::to_string(q.dim(1)) + " features do not split into " + std::to_string(p.num_heads) + " heads");
   require(q.dim(0) == batch.total_tokens(), op,
-          "q has " + std::to_string(q.dim(0)) + " rows, the batch " + std::to_string(batch.total_tokens()) + " tokens");
+          "q has " + std::to_string(q.dim(0)) + " rows, the batch " + std::to_string(batch.total_tokens()) +
+              " tokens");
   if (p.alibi_slopes.defined()) require_vector(p.alibi_slopes, p.num_heads, DType::kF32, op, "alibi_slopes");
   require_same_device(q, k, op);
   require_same_device(q, v, op);

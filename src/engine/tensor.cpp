@@ -43,7 +43,9 @@ const char* dtype_name(DType dtype) {
   return "?";
 }
 
-std::string Device::str() const { return is_cpu() ? "cpu" : "cuda:" + std::to_string(index); }
+std::string Device::str() const {
+  return is_cpu() ? "cpu" : "cuda:" + std::to_string(index);
+}
 
 std::string shape_str(const Shape& shape) {
   std::string s = "[";
@@ -80,7 +82,8 @@ Tensor Tensor::zeros(Shape shape, DType dtype, Device device) {
   return t;
 }
 
-Tensor Tensor::borrow(void* data, Shape shape, DType dtype, Device device, std::shared_ptr<const void> keep_alive) {
+Tensor Tensor::borrow(void* data, Shape shape, DType dtype, Device device,
+                      std::shared_ptr<const void> keep_alive) {
   check_shape(shape);
   Tensor t;
   t.shape_ = std::move(shape);
@@ -128,7 +131,8 @@ Tensor Tensor::reshape(Shape shape) const {
 
 Tensor Tensor::rows(std::int64_t begin, std::int64_t end) const {
   if (ndim() < 1 || begin < 0 || end < begin || end > shape_[0])
-    throw std::out_of_range("rows [" + std::to_string(begin) + ", " + std::to_string(end) + ") of " + describe());
+    throw std::out_of_range("rows [" + std::to_string(begin) + ", " + std::to_string(end) + ") of " +
+                            describe());
   std::int64_t row_elems = shape_[0] == 0 ? 0 : numel() / shape_[0];
   Tensor t = *this;
   t.shape_[0] = end - begin;
@@ -145,7 +149,9 @@ Tensor Tensor::to(Device device) const {
   return t;
 }
 
-Tensor Tensor::clone() const { return to(device_); }
+Tensor Tensor::clone() const {
+  return to(device_);
+}
 
 std::vector<float> Tensor::to_floats() const {
   Tensor host = device_.is_cpu() ? *this : to(Device::cpu());
@@ -181,7 +187,8 @@ std::string Tensor::describe() const {
 }
 
 void throw_dtype_mismatch(const Tensor& t, DType wanted) {
-  throw std::invalid_argument(std::string("expected a ") + dtype_name(wanted) + " tensor, got " + t.describe());
+  throw std::invalid_argument(std::string("expected a ") + dtype_name(wanted) + " tensor, got " +
+                              t.describe());
 }
 
 float half_to_float(std::uint16_t h) {
@@ -201,7 +208,8 @@ std::uint16_t float_to_half(float f) {
   std::uint32_t x = std::bit_cast<std::uint32_t>(f);
   std::uint16_t sign = static_cast<std::uint16_t>((x >> 16) & 0x8000u);
   std::uint32_t abs = x & 0x7fffffffu;
-  if (abs >= 0x7f800000u) return static_cast<std::uint16_t>(sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0u));
+  if (abs >= 0x7f800000u)
+    return static_cast<std::uint16_t>(sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0u));
   if (abs >= 0x477ff000u) return static_cast<std::uint16_t>(sign | 0x7c00u);  // rounds to >= 65520: inf
   if (abs < 0x38800000u) {
     // Result is subnormal (or zero): scale to units of 2^-24 and round to nearest even.
@@ -213,7 +221,9 @@ std::uint16_t float_to_half(float f) {
   return static_cast<std::uint16_t>(sign | ((mantissa_rounded - 0x38000000u) >> 13));
 }
 
-float bf16_to_float(std::uint16_t b) { return std::bit_cast<float>(static_cast<std::uint32_t>(b) << 16); }
+float bf16_to_float(std::uint16_t b) {
+  return std::bit_cast<float>(static_cast<std::uint32_t>(b) << 16);
+}
 
 std::uint16_t float_to_bf16(float f) {
   std::uint32_t x = std::bit_cast<std::uint32_t>(f);

@@ -71,7 +71,7 @@ class Tensor {
   // Copy to another device (a plain copy when already there) / to the host as floats or ints.
   Tensor to(Device device) const;
   Tensor clone() const;
-  std::vector<float> to_floats() const;  // f32 (or f16/bf16, converted) tensors
+  std::vector<float> to_floats() const;       // f32 (or f16/bf16, converted) tensors
   std::vector<std::int32_t> to_ints() const;  // i32 tensors
 
   std::string describe() const;  // "f32[2, 64] on cpu"
@@ -103,7 +103,8 @@ void throw_dtype_mismatch(const Tensor& t, DType wanted);
 
 template <typename T>
 T* Tensor::data() const {
-  if (dtype_ != DTypeOf<std::remove_const_t<T>>::value) throw_dtype_mismatch(*this, DTypeOf<std::remove_const_t<T>>::value);
+  if (dtype_ != DTypeOf<std::remove_const_t<T>>::value)
+    throw_dtype_mismatch(*this, DTypeOf<std::remove_const_t<T>>::value);
   return static_cast<T*>(data_);
 }
 

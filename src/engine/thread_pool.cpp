@@ -146,9 +146,12 @@ void set_num_threads(int n) {
   if (n != pool().threads()) pool().resize(n);
 }
 
-int num_threads() { return pool().threads(); }
+int num_threads() {
+  return pool().threads();
+}
 
-void parallel_for(std::int64_t n, std::int64_t grain, const std::function<void(std::int64_t, std::int64_t)>& fn) {
+void parallel_for(std::int64_t n, std::int64_t grain,
+                  const std::function<void(std::int64_t, std::int64_t)>& fn) {
   static const bool blas_ready = [] {
     openblas_set_num_threads(1);
     return true;

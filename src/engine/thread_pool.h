@@ -14,6 +14,7 @@ int num_threads();
 
 // Calls fn(begin, end) for the chunks [0, grain), [grain, 2·grain), ... of [0, n), spread over the
 // pool (the calling thread works too). Returns when all are done; rethrows the first exception.
-void parallel_for(std::int64_t n, std::int64_t grain, const std::function<void(std::int64_t, std::int64_t)>& fn);
+void parallel_for(std::int64_t n, std::int64_t grain,
+                  const std::function<void(std::int64_t, std::int64_t)>& fn);
 
 }  // namespace vnp::engine

@@ -87,10 +87,14 @@ std::optional<std::string> canonical_name(const std::string& stored) {
   static const std::regex fair_other(
       R"(^(?:encoder\.sentence_encoder\.|encoder\.)?(embed_tokens\.weight|emb_layer_norm_after\.(?:weight|bias))$)");
   static const std::map<std::string, std::string> hf_module = {
-      {"attention.self.query", "self_attn.q_proj"},  {"attention.self.key", "self_attn.k_proj"},
-      {"attention.self.value", "self_attn.v_proj"},  {"attention.self.rotary_embeddings", "self_attn.rot_emb"},
-      {"attention.output.dense", "self_attn.out_proj"}, {"attention.LayerNorm", "self_attn_layer_norm"},
-      {"intermediate.dense", "fc1"},                 {"output.dense", "fc2"},
+      {"attention.self.query", "self_attn.q_proj"},
+      {"attention.self.key", "self_attn.k_proj"},
+      {"attention.self.value", "self_attn.v_proj"},
+      {"attention.self.rotary_embeddings", "self_attn.rot_emb"},
+      {"attention.output.dense", "self_attn.out_proj"},
+      {"attention.LayerNorm", "self_attn_layer_norm"},
+      {"intermediate.dense", "fc1"},
+      {"output.dense", "fc2"},
       {"LayerNorm", "final_layer_norm"}};
   std::smatch m;
   if (std::regex_match(stored, m, hf_layer)) {
@@ -99,7 +103,8 @@ std::optional<std::string> canonical_name(const std::string& stored) {
   }
   if (stored == "esm.embeddings.word_embeddings.weight" || stored == "embeddings.word_embeddings.weight")
     return "embed_tokens.weight";
-  if (stored == "esm.rotary_embeddings.inv_freq" || stored == "rotary_embeddings.inv_freq") return kSharedInvFreq;
+  if (stored == "esm.rotary_embeddings.inv_freq" || stored == "rotary_embeddings.inv_freq")
+    return kSharedInvFreq;
   static const std::regex hf_final(R"(^(?:esm\.)?encoder\.emb_layer_norm_after\.(weight|bias|gamma|beta)$)");
   if (std::regex_match(stored, m, hf_final)) return "emb_layer_norm_after." + ln_suffix(m[1]);
   if (std::regex_match(stored, m, fair_layer) || std::regex_match(stored, m, fair_other)) return m[1].str();
@@ -124,13 +129,15 @@ std::vector<float> published_inv_freq(int head_dim) {
 // Finds and converts the model's tensors, checking each against the expected shape.
 class WeightReader {
  public:
-  WeightReader(std::shared_ptr<const weights::StateDict> sd, Device device) : sd_(std::move(sd)), device_(device) {
+  WeightReader(std::shared_ptr<const weights::StateDict> sd, Device device)
+      : sd_(std::move(sd)), device_(device) {
     for (const auto& stored : sd_->names()) {
       auto canonical = canonical_name(stored);
       if (!canonical) continue;
       auto [it, fresh] = by_canonical_.emplace(*canonical, stored);
       if (!fresh)
-        throw ModelError(file(), stored, "holds the same tensor as '" + it->second + "' (two layouts mixed?)");
+        throw ModelError(file(), stored,
+                         "holds the same tensor as '" + it->second + "' (two layouts mixed?)");
     }
   }
 
@@ -148,8 +155,9 @@ class WeightReader {
     if (!t) throw ModelError(file(), canonical, "missing from the checkpoint");
     const std::string& stored = stored_name(canonical);
     if (t->shape != shape)
-      throw ModelError(file(), stored,
-                       "shape " + weights::shape_string(t->shape) + ", expected " + weights::shape_string(shape));
+      throw ModelError(
+          file(), stored,
+          "shape " + weights::shape_string(t->shape) + ", expected " + weights::shape_string(shape));
     // fp32 on the host: borrow the checkpoint's memory (e.g. the safetensors mmap), no copy.
     bool aligned = reinterpret_cast<std::uintptr_t>(t->data) % alignof(float) == 0;
     if (t->dtype == weights::DType::F32 && aligned && device_.is_cpu())
@@ -199,8 +207,8 @@ Esm2 Esm2::load(const std::filesystem::path& path, Device device) {
   return from_state_dict(std::move(sd), config, device);
 }
 
-Esm2 Esm2::from_state_dict(std::shared_ptr<const weights::StateDict> state_dict, const std::optional<Esm2Config>& config,
-                           Device device) {
+Esm2 Esm2::from_state_dict(std::shared_ptr<const weights::StateDict> state_dict,
+                           const std::optional<Esm2Config>& config, Device device) {
   WeightReader w(std::move(state_dict), device);
   Esm2 m;
   m.config_ = config ? *config : infer_config(w);
@@ -211,7 +219,8 @@ Esm2 Esm2::from_state_dict(std::shared_ptr<const weights::StateDict> state_dict,
   // Tensors of layers the config does not have mean a config/weights mismatch.
   for (const auto& [canonical, stored] : w.names())
     if (layer_index(canonical) >= c.num_layers)
-      throw ModelError(w.file(), stored, "belongs to a layer beyond the " + std::to_string(c.num_layers) + " configured");
+      throw ModelError(w.file(), stored,
+                       "belongs to a layer beyond the " + std::to_string(c.num_layers) + " configured");
 
   m.embed_tokens_ = w.get("embed_tokens.weight", {c.vocab_size, d});
   const std::vector<float> expected_inv_freq = published_inv_freq(c.head_dim());
@@ -255,8 +264,8 @@ Esm2 Esm2::from_state_dict(std::shared_ptr<const weights::StateDict> state_dict,
 void Esm2::set_compute_dtype(DType dtype) {
   embed_tokens_ = ops::cast(embed_tokens_, dtype);
   for (Layer& L : layers_)
-    for (Tensor* t : {&L.q_w, &L.q_b, &L.k_w, &L.k_b, &L.v_w, &L.v_b, &L.out_w, &L.out_b, &L.fc1_w, &L.fc1_b, &L.fc2_w,
-                      &L.fc2_b})
+    for (Tensor* t : {&L.q_w, &L.q_b, &L.k_w, &L.k_b, &L.v_w, &L.v_b, &L.out_w, &L.out_b, &L.fc1_w, &L.fc1_b,
+                      &L.fc2_w, &L.fc2_b})
       *t = ops::cast(*t, dtype);
 }
 
@@ -280,7 +289,8 @@ Tensor Esm2::token_embeddings(const PackedBatch& batch) const {
     auto masks = std::count(first, last, tokenize::EsmAlphabet::kMask);
     float factor = kKeep / (1.0f - static_cast<float>(masks) / static_cast<float>(batch.seq_len(s)));
     for (auto t = first; t != last; ++t)
-      row_scale[static_cast<std::size_t>(t - tokens.begin())] = *t == tokenize::EsmAlphabet::kMask ? 0.0f : factor;
+      row_scale[static_cast<std::size_t>(t - tokens.begin())] =
+          *t == tokenize::EsmAlphabet::kMask ? 0.0f : factor;
   }
   ops::scale_rows_(x, Tensor::from_floats(row_scale, {x.dim(0)}).to(device_));
   return x;
@@ -309,7 +319,8 @@ void Esm2::run_layer(const Layer& L, Tensor& x, const PackedBatch& batch) const 
 Esm2Outputs Esm2::forward(const PackedBatch& batch, bool keep_last_hidden, bool keep_hidden_states) const {
   std::vector<engine::TokenRange> residues;
   for (std::int64_t s = 0; s < batch.num_sequences(); ++s) {
-    if (batch.seq_len(s) < 3) throw std::invalid_argument("Esm2: sequence " + std::to_string(s) + " has no residue");
+    if (batch.seq_len(s) < 3)
+      throw std::invalid_argument("Esm2: sequence " + std::to_string(s) + " has no residue");
     std::int32_t first = batch.seq_begin(s) + 1;
     residues.push_back({first, first + std::min(batch.seq_len(s) - 2, kMaxMeanResidues)});
   }
@@ -326,6 +337,8 @@ Esm2Outputs Esm2::forward(const PackedBatch& batch, bool keep_last_hidden, bool 
   return out;
 }
 
-Tensor Esm2::embed(const PackedBatch& batch) const { return forward(batch, false, false).mean; }
+Tensor Esm2::embed(const PackedBatch& batch) const {
+  return forward(batch, false, false).mean;
+}
 
 }  // namespace vnp::models

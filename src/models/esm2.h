@@ -37,8 +37,8 @@ Esm2Config read_esm2_config(const std::filesystem::path& config_json);
 
 // What a forward pass returns beyond the pooled embeddings (for tests and debugging).
 struct Esm2Outputs {
-  engine::Tensor mean;                      // [n, hidden]: mean over residues 1..min(L, 1024)
-  engine::Tensor last_hidden;               // [total_tokens, hidden] after the final layer norm, if asked
+  engine::Tensor mean;                        // [n, hidden]: mean over residues 1..min(L, 1024)
+  engine::Tensor last_hidden;                 // [total_tokens, hidden] after the final layer norm, if asked
   std::vector<engine::Tensor> hidden_states;  // if asked: embeddings, then after each layer (pre-final-LN)
 };
 

@@ -5,8 +5,9 @@
 namespace vnp::tokenize {
 
 EsmAlphabet::EsmAlphabet()
-    : tokens_{"<cls>", "<pad>", "<eos>", "<unk>", "L", "A", "G", "V", "S", "E", "R", "T", "I", "D", "P", "K", "Q",
-              "N",     "F",     "Y",     "M",     "H", "W", "C", "X", "B", "U", "Z", "O", ".", "-", "<null_1>", "<mask>"} {
+    : tokens_{"<cls>", "<pad>", "<eos>", "<unk>", "L", "A", "G", "V", "S", "E",        "R",
+              "T",     "I",     "D",     "P",     "K", "Q", "N", "F", "Y", "M",        "H",
+              "W",     "C",     "X",     "B",     "U", "Z", "O", ".", "-", "<null_1>", "<mask>"} {
   by_char_.fill(kUnk);
   for (std::int32_t id = 0; id < kSize; ++id)
     if (tokens_[static_cast<std::size_t>(id)].size() == 1)

@@ -55,14 +55,18 @@ bool bit_identical(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
 }
 
-double gelu_ref(double x) { return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))); }
+double gelu_ref(double x) {
+  return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
+}
 
-Matrix linear_ref(const Matrix& x, const Matrix& w, const Matrix* b, std::int64_t m, std::int64_t n, std::int64_t k) {
+Matrix linear_ref(const Matrix& x, const Matrix& w, const Matrix* b, std::int64_t m, std::int64_t n,
+                  std::int64_t k) {
   Matrix y(static_cast<std::size_t>(m * n));
   for (std::int64_t i = 0; i < m; ++i)
     for (std::int64_t j = 0; j < n; ++j) {
       double s = b ? (*b)[static_cast<std::size_t>(j)] : 0.0;
-      for (std::int64_t p = 0; p < k; ++p) s += x[static_cast<std::size_t>(i * k + p)] * w[static_cast<std::size_t>(j * k + p)];
+      for (std::int64_t p = 0; p < k; ++p)
+        s += x[static_cast<std::size_t>(i * k + p)] * w[static_cast<std::size_t>(j * k + p)];
       y[static_cast<std::size_t>(i * n + j)] = s;
     }
   return y;
@@ -121,12 +125,14 @@ TEST_F(OpsTest, LayerNormMatchesReference) {
     double mean = 0, var = 0;
     for (std::int64_t j = 0; j < cols; ++j) mean += xd[static_cast<std::size_t>(r * cols + j)];
     mean /= cols;
-    for (std::int64_t j = 0; j < cols; ++j) var += std::pow(xd[static_cast<std::size_t>(r * cols + j)] - mean, 2);
+    for (std::int64_t j = 0; j < cols; ++j)
+      var += std::pow(xd[static_cast<std::size_t>(r * cols + j)] - mean, 2);
     var /= cols;
     for (std::int64_t j = 0; j < cols; ++j)
-      want[static_cast<std::size_t>(r * cols + j)] =
-          (xd[static_cast<std::size_t>(r * cols + j)] - mean) / std::sqrt(var + 1e-5) * gd[static_cast<std::size_t>(j)] +
-          bd[static_cast<std::size_t>(j)];
+      want[static_cast<std::size_t>(r * cols + j)] = (xd[static_cast<std::size_t>(r * cols + j)] - mean) /
+                                                         std::sqrt(var + 1e-5) *
+                                                         gd[static_cast<std::size_t>(j)] +
+                                                     bd[static_cast<std::size_t>(j)];
   }
   EXPECT_LT(relative_l2(ops::layer_norm(x, g, b, 1e-5f), want), 1e-6);
 }
@@ -152,7 +158,8 @@ TEST_F(OpsTest, GatedGeluActivatesTheFirstHalf) {
   Matrix xd = as_double(x), want;
   for (std::int64_t r = 0; r < rows; ++r)
     for (std::int64_t j = 0; j < half; ++j)
-      want.push_back(gelu_ref(xd[static_cast<std::size_t>(r * 2 * half + j)]) * xd[static_cast<std::size_t>(r * 2 * half + half + j)]);
+      want.push_back(gelu_ref(xd[static_cast<std::size_t>(r * 2 * half + j)]) *
+                     xd[static_cast<std::size_t>(r * 2 * half + half + j)]);
   EXPECT_LT(relative_l2(ops::gated_gelu(x), want), 1e-6);
 }
 
@@ -173,8 +180,8 @@ TEST_F(OpsTest, AddAndScale) {
 }
 
 // Rotary reference: positions restart per sequence, half-split pairs (j, j + hd/2).
-Matrix rotary_ref(const Matrix& x, const std::vector<float>& inv_freq, const std::vector<std::int32_t>& cu, int heads,
-                  int hd) {
+Matrix rotary_ref(const Matrix& x, const std::vector<float>& inv_freq, const std::vector<std::int32_t>& cu,
+                  int heads, int hd) {
   Matrix y = x;
   const int width = heads * hd, half = hd / 2;
   for (std::size_t s = 0; s + 1 < cu.size(); ++s)
@@ -182,7 +189,8 @@ Matrix rotary_ref(const Matrix& x, const std::vector<float>& inv_freq, const std
       for (int h = 0; h < heads; ++h)
         for (int i = 0; i < half; ++i) {
           double theta = (t - cu[s]) * static_cast<double>(inv_freq[static_cast<std::size_t>(i)]);
-          std::size_t lo = static_cast<std::size_t>(t * width + h * hd + i), hi = lo + static_cast<std::size_t>(half);
+          std::size_t lo = static_cast<std::size_t>(t * width + h * hd + i),
+                      hi = lo + static_cast<std::size_t>(half);
           y[lo] = x[lo] * std::cos(theta) - x[hi] * std::sin(theta);
           y[hi] = x[hi] * std::cos(theta) + x[lo] * std::sin(theta);
         }
@@ -191,8 +199,8 @@ Matrix rotary_ref(const Matrix& x, const std::vector<float>& inv_freq, const std
 
 TEST_F(OpsTest, RotaryRestartsPositionsPerSequence) {
   const int heads = 3, hd = 8;
-  PackedBatch batch = PackedBatch::pack({std::vector<std::int32_t>(5, 4), std::vector<std::int32_t>(300, 4),
-                                         std::vector<std::int32_t>(1, 4)});
+  PackedBatch batch = PackedBatch::pack(
+      {std::vector<std::int32_t>(5, 4), std::vector<std::int32_t>(300, 4), std::vector<std::int32_t>(1, 4)});
   std::vector<float> inv_freq = {1.0f, 0.75f, 0.1f, 0.01f};
   Tensor x = random_tensor({batch.total_tokens(), heads * hd}, 13);
   Matrix want = rotary_ref(as_double(x), inv_freq, batch.host_cu_seqlens, heads, hd);
@@ -201,8 +209,8 @@ TEST_F(OpsTest, RotaryRestartsPositionsPerSequence) {
 }
 
 // Attention reference in double: per sequence and head, softmax(scale·qkᵀ - slope·|i-j|)·v.
-Matrix attention_ref(const Matrix& q, const Matrix& k, const Matrix& v, const std::vector<std::int32_t>& cu, int heads,
-                     int hd, double scale, const std::vector<float>& slopes) {
+Matrix attention_ref(const Matrix& q, const Matrix& k, const Matrix& v, const std::vector<std::int32_t>& cu,
+                     int heads, int hd, double scale, const std::vector<float>& slopes) {
   const int width = heads * hd;
   Matrix out(q.size());
   for (std::size_t s = 0; s + 1 < cu.size(); ++s)
@@ -213,7 +221,8 @@ Matrix attention_ref(const Matrix& q, const Matrix& k, const Matrix& v, const st
         for (int j = cu[s]; j < cu[s + 1]; ++j) {
           double d = 0;
           for (int c = 0; c < hd; ++c)
-            d += q[static_cast<std::size_t>(i * width + h * hd + c)] * k[static_cast<std::size_t>(j * width + h * hd + c)];
+            d += q[static_cast<std::size_t>(i * width + h * hd + c)] *
+                 k[static_cast<std::size_t>(j * width + h * hd + c)];
           d = d * scale - (slopes.empty() ? 0.0 : slopes[static_cast<std::size_t>(h)] * std::abs(i - j));
           p.push_back(d);
           mx = std::max(mx, d);
@@ -244,7 +253,8 @@ TEST_P(AttentionTest, VarlenAndPaddedMatchTheReference) {
   for (int n : c.lengths) seqs.emplace_back(static_cast<std::size_t>(n), 5);
   PackedBatch batch = PackedBatch::pack(seqs);
   const std::int64_t width = c.heads * c.hd;
-  Tensor q = random_tensor({batch.total_tokens(), width}, 21), k = random_tensor({batch.total_tokens(), width}, 22),
+  Tensor q = random_tensor({batch.total_tokens(), width}, 21),
+         k = random_tensor({batch.total_tokens(), width}, 22),
          v = random_tensor({batch.total_tokens(), width}, 23);
   std::vector<float> slopes;
   AttentionParams params{c.heads, 1.0f / std::sqrt(static_cast<float>(c.hd)), {}};
@@ -261,11 +271,11 @@ TEST_P(AttentionTest, VarlenAndPaddedMatchTheReference) {
   EXPECT_LT(relative_l2(padded, as_double(varlen)), 1e-6);
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
-                         ::testing::Values(AttentionCase{{7}, 4, 16, false},
-                                           AttentionCase{{1, 3, 130, 64, 2}, 2, 24, false},  // 130 > one query block
-                                           AttentionCase{{40, 9, 300}, 12, 8, true},
-                                           AttentionCase{{5, 5}, 1, 64, true}));
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, AttentionTest,
+    ::testing::Values(AttentionCase{{7}, 4, 16, false},
+                      AttentionCase{{1, 3, 130, 64, 2}, 2, 24, false},  // 130 > one query block
+                      AttentionCase{{40, 9, 300}, 12, 8, true}, AttentionCase{{5, 5}, 1, 64, true}));
 
 TEST_F(OpsTest, PaddedAttentionMasksThePads) {
   // One short sequence beside a long one: if pad keys leaked into the softmax, the short
@@ -273,7 +283,8 @@ TEST_F(OpsTest, PaddedAttentionMasksThePads) {
   PackedBatch alone = PackedBatch::pack({std::vector<std::int32_t>(3, 5)});
   PackedBatch mixed = PackedBatch::pack({std::vector<std::int32_t>(3, 5), std::vector<std::int32_t>(50, 5)});
   const int heads = 2, hd = 4;
-  Tensor q = random_tensor({53, heads * hd}, 31), k = random_tensor({53, heads * hd}, 32), v = random_tensor({53, heads * hd}, 33);
+  Tensor q = random_tensor({53, heads * hd}, 31), k = random_tensor({53, heads * hd}, 32),
+         v = random_tensor({53, heads * hd}, 33);
   AttentionParams p{heads, 0.5f, {}};
   Tensor a = ops::attention_padded(q.rows(0, 3), k.rows(0, 3), v.rows(0, 3), alone, p);
   Tensor b = ops::attention_padded(q, k, v, mixed, p).rows(0, 3);
@@ -305,14 +316,16 @@ TEST_F(OpsTest, BitIdenticalAcrossThreadCounts) {
   auto run = [&](int threads) {
     set_num_threads(threads);
     std::vector<Tensor> outs = {ops::linear_gelu(x, w, b), ops::attention_varlen(q, k, v, batch, p),
-                                ops::attention_padded(q, k, v, batch, p), ops::layer_norm(x, b.rows(0, d), b.rows(0, d), 1e-5f),
+                                ops::attention_padded(q, k, v, batch, p),
+                                ops::layer_norm(x, b.rows(0, d), b.rows(0, d), 1e-5f),
                                 ops::mean_pool_varlen(x, {{0, 200}, {5, static_cast<std::int32_t>(n)}})};
     return outs;
   };
   auto one = run(1);
   for (int threads : {2, 4}) {
     auto many = run(threads);
-    for (std::size_t i = 0; i < one.size(); ++i) EXPECT_TRUE(bit_identical(one[i], many[i])) << "output " << i << ", threads " << threads;
+    for (std::size_t i = 0; i < one.size(); ++i)
+      EXPECT_TRUE(bit_identical(one[i], many[i])) << "output " << i << ", threads " << threads;
   }
 }
 

@@ -51,7 +51,7 @@ TEST(Tensor, HalfConversionsMatchKnownBits) {
   EXPECT_EQ(float_to_half(0.7498942f), 0x3a00);
   EXPECT_EQ(float_to_half(1.0f / std::pow(10000.0f, 4.0f / 64)), 0x3880);
   EXPECT_EQ(half_to_float(0x0001), 0x1p-24f);  // smallest subnormal
-  EXPECT_EQ(float_to_half(0x1p-25f), 0x0000);   // ties to even: rounds down to 0
+  EXPECT_EQ(float_to_half(0x1p-25f), 0x0000);  // ties to even: rounds down to 0
   EXPECT_EQ(float_to_half(65504.0f), 0x7bff);
   EXPECT_EQ(float_to_half(65520.0f), 0x7c00);  // overflows to inf
   EXPECT_EQ(float_to_half(-2.0f), 0xc000);
@@ -95,7 +95,9 @@ TEST(ThreadPool, CoversEveryChunkOnceAndRethrows) {
                  std::runtime_error);
     // Nested calls run inline instead of deadlocking.
     std::atomic<int> inner{0};
-    parallel_for(4, 1, [&](std::int64_t, std::int64_t) { parallel_for(3, 1, [&](std::int64_t, std::int64_t) { ++inner; }); });
+    parallel_for(4, 1, [&](std::int64_t, std::int64_t) {
+      parallel_for(3, 1, [&](std::int64_t, std::int64_t) { ++inner; });
+    });
     EXPECT_EQ(inner.load(), 12);
   }
   set_num_threads(1);

@@ -14,7 +14,9 @@
 namespace vnp {
 namespace {
 
-std::string data(const std::string& relative) { return std::string(ESM2_TEST_DATA) + "/" + relative; }
+std::string data(const std::string& relative) {
+  return std::string(ESM2_TEST_DATA) + "/" + relative;
+}
 
 nlohmann::json reference() {
   std::ifstream in(data("esm2_tiny/reference.json"));
@@ -25,8 +27,7 @@ nlohmann::json reference() {
 std::string write_fasta(const test::ScratchDir& dir) {
   std::string fasta;
   const nlohmann::json ref = reference();
-  for (const auto& s : ref["sequences"])
-  {
+  for (const auto& s : ref["sequences"]) {
     // (appended piece by piece: GCC 12 warns falsely on a chain of string concatenations)
     fasta.append(">").append(s["id"].get<std::string>()).append(" some description\n");
     fasta.append(s["protein"].get<std::string>()).append("\n");
@@ -69,8 +70,8 @@ TEST(EmbedEsm, TsvMatchesTheReferenceInInputOrder) {
 
   // Same bytes on stdout with one thread (the same batches; another batch size may change the
   // last bits, which SPEC §4 allows).
-  auto one = test::run_virnucpro({"embed", "esm", faa, "--model", data("esm2_tiny"), "--threads", "1",
-                                  "--token-budget", "300"});
+  auto one = test::run_virnucpro(
+      {"embed", "esm", faa, "--model", data("esm2_tiny"), "--threads", "1", "--token-budget", "300"});
   ASSERT_EQ(one.exit_code, 0) << one.err;
   EXPECT_EQ(one.out, test::read_file(dir / "out.tsv"));
 }
@@ -79,8 +80,8 @@ TEST(EmbedEsm, Hdf5HoldsIdsAndEmbeddings) {
   test::ScratchDir dir;
   std::string faa = write_fasta(dir);
   std::string out = (dir / "out.h5").string();
-  auto r = test::run_virnucpro({"embed", "esm", faa, "--model", data("esm2_tiny/model.safetensors"), "--v1-attention",
-                                "-o", out});
+  auto r = test::run_virnucpro(
+      {"embed", "esm", faa, "--model", data("esm2_tiny/model.safetensors"), "--v1-attention", "-o", out});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("Using v1.0-compatible standard attention path"), std::string::npos);
   EXPECT_FALSE(std::filesystem::exists(out + ".partial"));
@@ -103,7 +104,8 @@ TEST(EmbedEsm, Hdf5HoldsIdsAndEmbeddings) {
   ASSERT_GE(H5Dread(ids, str, H5S_ALL, H5S_ALL, H5P_DEFAULT, names.data()), 0);
   for (std::size_t i = 0; i < ref.size(); ++i) {
     EXPECT_EQ(std::string(names[i]), ref[i]["id"].get<std::string>());
-    std::vector<double> got(values.begin() + static_cast<long>(i * 64), values.begin() + static_cast<long>((i + 1) * 64));
+    std::vector<double> got(values.begin() + static_cast<long>(i * 64),
+                            values.begin() + static_cast<long>((i + 1) * 64));
     EXPECT_LT(relative_l2(got, ref[i]["mean"].get<std::vector<double>>()), 1e-5) << names[i];
   }
   hid_t mem_space = H5Dget_space(ids);
@@ -127,8 +129,8 @@ TEST(EmbedEsm, ErrorsAreOneLineWithTheirExitCode) {
   auto bad_output = test::run_virnucpro({"embed", "esm", faa, "--model", data("esm2_tiny"), "-o", "x.csv"});
   EXPECT_EQ(bad_output.exit_code, 2) << bad_output.err;
   test::write_file(dir / "empty_record.faa", ">a\nMKV\n>b\n\n");
-  auto empty = test::run_virnucpro({"embed", "esm", (dir / "empty_record.faa").string(), "--model", data("esm2_tiny"),
-                                    "-o", (dir / "e.tsv").string()});
+  auto empty = test::run_virnucpro({"embed", "esm", (dir / "empty_record.faa").string(), "--model",
+                                    data("esm2_tiny"), "-o", (dir / "e.tsv").string()});
   EXPECT_EQ(empty.exit_code, 1);
   EXPECT_NE(empty.err.find("empty protein"), std::string::npos) << empty.err;
   EXPECT_FALSE(std::filesystem::exists(dir / "e.tsv"));  // no partial output under the final name

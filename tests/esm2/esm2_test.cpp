@@ -23,7 +23,9 @@ namespace {
 using engine::PackedBatch;
 using engine::Tensor;
 
-std::string data(const std::string& relative) { return std::string(ESM2_TEST_DATA) + "/" + relative; }
+std::string data(const std::string& relative) {
+  return std::string(ESM2_TEST_DATA) + "/" + relative;
+}
 
 const nlohmann::json& reference(const std::string& fixture) {
   static std::map<std::string, nlohmann::json> cache;
@@ -65,7 +67,9 @@ double relative_l2(const std::vector<float>& got, const std::vector<float>& want
   return relative_l2(got.data(), std::vector<double>(want.begin(), want.end()));
 }
 
-std::vector<float> row(const Tensor& t, std::int64_t r) { return t.rows(r, r + 1).to_floats(); }
+std::vector<float> row(const Tensor& t, std::int64_t r) {
+  return t.rows(r, r + 1).to_floats();
+}
 
 // Rows [first, first + count) of a [tokens, hidden] tensor vs a reference [count][hidden] array.
 double relative_l2_rows(const Tensor& t, std::int64_t first, const nlohmann::json& want_rows) {
@@ -94,7 +98,8 @@ TEST_P(Esm2Reference, EveryMeanEmbeddingWithin1e5) {
   const auto& seqs = reference(fixture)["sequences"];
   ASSERT_EQ(mean.dim(0), static_cast<std::int64_t>(seqs.size()));
   for (std::size_t i = 0; i < seqs.size(); ++i) {
-    double err = relative_l2(row(mean, static_cast<std::int64_t>(i)).data(), seqs[i]["mean"].get<std::vector<double>>());
+    double err = relative_l2(row(mean, static_cast<std::int64_t>(i)).data(),
+                             seqs[i]["mean"].get<std::vector<double>>());
     EXPECT_LT(err, 1e-5) << fixture << "/" << file << " " << seqs[i]["id"];
   }
 }
@@ -112,13 +117,16 @@ TEST_P(Esm2Reference, PerLayerAndPerTokenHiddenStates) {
   const std::size_t last = one.hidden_states.size() - 1;
   for (std::size_t l = 0; l < last; ++l)
     EXPECT_LT(relative_l2_rows(one.hidden_states[l], 0, ref["per_layer"][l]), 1e-5) << "layer " << l;
-  EXPECT_LT(relative_l2_rows(one.last_hidden, 0, ref["per_layer"][last]), 1e-5) << "after the final layer norm";
+  EXPECT_LT(relative_l2_rows(one.last_hidden, 0, ref["per_layer"][last]), 1e-5)
+      << "after the final layer norm";
   EXPECT_GT(relative_l2_rows(one.hidden_states[last], 0, ref["per_layer"][last]), 1e-2) << "before it";
   // per_token: the first two sequences, packed together, after the final layer norm.
   PackedBatch two = batch_of({ps[0], ps[1]});
   Esm2Outputs out = model.forward(two, true, false);
   for (std::int64_t s = 0; s < 2; ++s)
-    EXPECT_LT(relative_l2_rows(out.last_hidden, two.seq_begin(s), ref["per_token"][static_cast<std::size_t>(s)]), 1e-5)
+    EXPECT_LT(
+        relative_l2_rows(out.last_hidden, two.seq_begin(s), ref["per_token"][static_cast<std::size_t>(s)]),
+        1e-5)
         << "sequence " << s;
 }
 
@@ -213,7 +221,8 @@ TEST(Esm2, MaskTokensUseTheExactDropoutRatio) {
 
 std::shared_ptr<const weights::StateDict> edited(
     const std::function<void(const std::string&, const weights::Tensor&, weights::StateDict&)>& edit) {
-  auto original = std::make_shared<weights::StateDict>(weights::load_state_dict(data("esm2_tiny/model.safetensors")));
+  auto original =
+      std::make_shared<weights::StateDict>(weights::load_state_dict(data("esm2_tiny/model.safetensors")));
   auto out = std::make_shared<weights::StateDict>("edited.safetensors", "safetensors");
   out->keep_alive(original);
   for (const auto& name : original->names()) edit(name, original->at(name), *out);
@@ -257,7 +266,8 @@ TEST(Esm2Loader, ExtraLayerAndWrongInvFreqAreRefused) {
   });
   EXPECT_NE(load_error(extra).find("layer.7"), std::string::npos) << load_error(extra);
   std::vector<float> fp32_freqs;  // the unrounded fp32 formula: not what ESM-2 shipped
-  for (int i = 0; i < 16; i += 2) fp32_freqs.push_back(1.0f / std::pow(10000.0f, static_cast<float>(i) / 16.0f));
+  for (int i = 0; i < 16; i += 2)
+    fp32_freqs.push_back(1.0f / std::pow(10000.0f, static_cast<float>(i) / 16.0f));
   auto wrong = edited([&](const std::string& n, weights::Tensor t, weights::StateDict& out) {
     if (n.ends_with("layer.0.attention.self.rotary_embeddings.inv_freq"))
       t.data = reinterpret_cast<const std::byte*>(fp32_freqs.data());
@@ -275,8 +285,10 @@ TEST(Esm2Loader, TransformersV5AliasesGiveTheSameModel) {
       return;
     }
     if (n.find("LayerNorm") != std::string::npos || n.find("emb_layer_norm_after") != std::string::npos) {
-      if (n.ends_with(".weight")) n = n.substr(0, n.size() - 6) + "gamma";
-      else if (n.ends_with(".bias")) n = n.substr(0, n.size() - 4) + "beta";
+      if (n.ends_with(".weight"))
+        n = n.substr(0, n.size() - 6) + "gamma";
+      else if (n.ends_with(".bias"))
+        n = n.substr(0, n.size() - 4) + "beta";
     }
     out.add(n, t);
   });
@@ -290,7 +302,8 @@ TEST(Esm2Loader, TransformersV5AliasesGiveTheSameModel) {
 TEST(Esm2Loader, BadConfigFieldIsNamed) {
   std::string dir = ::testing::TempDir() + "esm2_bad_config";
   std::filesystem::create_directories(dir);
-  std::ofstream(dir + "/config.json") << R"({"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4,
+  std::ofstream(dir + "/config.json")
+      << R"({"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4,
     "intermediate_size": 256, "position_embedding_type": "absolute"})";
   try {
     read_esm2_config(dir + "/config.json");

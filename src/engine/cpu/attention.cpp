@@ -62,7 +62,8 @@ VNP_VECTORIZE void softmax_row(float* s, std::int64_t n) {
 }
 
 // scores[i, j] += -slope·|q0 + i - j| (ALiBi), and -inf for keys j >= valid (key padding).
-VNP_VECTORIZE void bias_and_mask_row(float* s, std::int64_t n, std::int64_t query_pos, std::int64_t valid, float slope) {
+VNP_VECTORIZE void bias_and_mask_row(float* s, std::int64_t n, std::int64_t query_pos, std::int64_t valid,
+                                     float slope) {
   if (slope != 0.0f)
     for (std::int64_t j = 0; j < n; ++j) {
       std::int64_t d = query_pos - j;
@@ -74,17 +75,20 @@ VNP_VECTORIZE void bias_and_mask_row(float* s, std::int64_t n, std::int64_t quer
 // rows queries (positions q0..q0+rows) against n_keys keys, of which the first valid_keys are real.
 void attend_block(const HeadView& h, std::int64_t q0, std::int64_t rows, std::int64_t n_keys,
                   std::int64_t valid_keys, std::int64_t head_dim, float scale, float slope, float* scores) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(rows), static_cast<blasint>(n_keys),
-              static_cast<blasint>(head_dim), scale, h.q, static_cast<blasint>(h.ld), h.k,
-              static_cast<blasint>(h.ld), 0.0f, scores, static_cast<blasint>(n_keys));
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(rows),
+              static_cast<blasint>(n_keys), static_cast<blasint>(head_dim), scale, h.q,
+              static_cast<blasint>(h.ld), h.k, static_cast<blasint>(h.ld), 0.0f, scores,
+              static_cast<blasint>(n_keys));
   for (std::int64_t i = 0; i < rows; ++i) {
     float* s = scores + i * n_keys;
     bias_and_mask_row(s, n_keys, q0 + i, valid_keys, slope);
     softmax_row(s, n_keys);
+    std::fill(s + valid_keys, s + n_keys, 0.0f);  // masked keys: exactly 0, as exp(-inf)
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(rows), static_cast<blasint>(head_dim),
-              static_cast<blasint>(n_keys), 1.0f, scores, static_cast<blasint>(n_keys), h.v,
-              static_cast<blasint>(h.ld), 0.0f, h.out, static_cast<blasint>(h.ld));
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(rows),
+              static_cast<blasint>(head_dim), static_cast<blasint>(n_keys), 1.0f, scores,
+              static_cast<blasint>(n_keys), h.v, static_cast<blasint>(h.ld), 0.0f, h.out,
+              static_cast<blasint>(h.ld));
 }
 
 // Tasks: for each sequence, each head, each block of query rows (rows_of(s) rows per sequence).
@@ -94,14 +98,16 @@ struct TaskGrid {
 
   TaskGrid(const std::vector<std::int64_t>& rows_per_seq, int num_heads) : heads(num_heads) {
     first_task.push_back(0);
-    for (auto rows : rows_per_seq) first_task.push_back(first_task.back() + num_heads * ((rows + kQueryBlock - 1) / kQueryBlock));
+    for (auto rows : rows_per_seq)
+      first_task.push_back(first_task.back() + num_heads * ((rows + kQueryBlock - 1) / kQueryBlock));
     blocks_total = first_task.back();
   }
   // (sequence, head, block) of task t.
   void locate(std::int64_t t, std::int64_t& seq, std::int64_t& head, std::int64_t& block) const {
     seq = std::upper_bound(first_task.begin(), first_task.end(), t) - first_task.begin() - 1;
     std::int64_t local = t - first_task[static_cast<std::size_t>(seq)];
-    std::int64_t blocks = (first_task[static_cast<std::size_t>(seq) + 1] - first_task[static_cast<std::size_t>(seq)]) / heads;
+    std::int64_t blocks =
+        (first_task[static_cast<std::size_t>(seq) + 1] - first_task[static_cast<std::size_t>(seq)]) / heads;
     head = local / blocks;
     block = local % blocks;
   }
@@ -129,7 +135,8 @@ void attention_packed(const float* q, const float* k, const float* v, const std:
       std::int64_t col = h * head_dim;
       HeadView view{q + (first + q0) * width + col, k + first * width + col, v + first * width + col,
                     out + (first + q0) * width + col, width};
-      attend_block(view, q0, rows, len, len, head_dim, scale, slopes ? slopes[h] : 0.0f, scores_buffer(rows * len));
+      attend_block(view, q0, rows, len, len, head_dim, scale, slopes ? slopes[h] : 0.0f,
+                   scores_buffer(rows * len));
     }
   });
 }
@@ -182,7 +189,8 @@ void attention(const float* q, const float* k, const float* v, const std::vector
                std::int32_t max_seqlen, int num_heads, std::int64_t head_dim, float softmax_scale,
                const float* alibi_slopes, bool padded, float* out) {
   if (padded)
-    attention_rectangle(q, k, v, cu_seqlens, max_seqlen, num_heads, head_dim, softmax_scale, alibi_slopes, out);
+    attention_rectangle(q, k, v, cu_seqlens, max_seqlen, num_heads, head_dim, softmax_scale, alibi_slopes,
+                        out);
   else
     attention_packed(q, k, v, cu_seqlens, num_heads, head_dim, softmax_scale, alibi_slopes, out);
 }

@@ -27,7 +27,8 @@ class CpuBackend final : public Backend {
 
   void copy(void* dst, Device dst_device, const void* src, Device src_device, std::size_t bytes) override {
     if (!dst_device.is_cpu() || !src_device.is_cpu())
-      throw std::invalid_argument("CPU backend asked to copy " + src_device.str() + " -> " + dst_device.str());
+      throw std::invalid_argument("CPU backend asked to copy " + src_device.str() + " -> " +
+                                  dst_device.str());
     std::memcpy(dst, src, bytes);
   }
 
@@ -36,13 +37,14 @@ class CpuBackend final : public Backend {
     const auto* id = ids.data<std::int32_t>();
     for (std::int64_t i = 0; i < n; ++i)
       if (id[i] < 0 || id[i] >= vocab)
-        throw std::out_of_range("ops::embedding: token id " + std::to_string(id[i]) + " outside the vocabulary of " +
-                                std::to_string(vocab));
+        throw std::out_of_range("ops::embedding: token id " + std::to_string(id[i]) +
+                                " outside the vocabulary of " + std::to_string(vocab));
     Tensor out = Tensor::empty({n, width}, DType::kF32);
     const float* src = table.data<float>();
     float* dst = out.data<float>();
     parallel_for(n, kRowGrain * 16, [&](std::int64_t b, std::int64_t e) {
-      for (std::int64_t i = b; i < e; ++i) std::memcpy(dst + i * width, src + id[i] * width, sizeof(float) * width);
+      for (std::int64_t i = b; i < e; ++i)
+        std::memcpy(dst + i * width, src + id[i] * width, sizeof(float) * width);
     });
     return out;
   }
@@ -72,7 +74,8 @@ class CpuBackend final : public Backend {
     Tensor out = Tensor::empty(x.shape(), DType::kF32);
     const float* in = x.data<float>();
     float* o = out.data<float>();
-    parallel_for(x.numel(), kElementGrain, [&](std::int64_t b, std::int64_t e) { cpu::gelu(in + b, e - b, o + b); });
+    parallel_for(x.numel(), kElementGrain,
+                 [&](std::int64_t b, std::int64_t e) { cpu::gelu(in + b, e - b, o + b); });
     return out;
   }
 

@@ -21,8 +21,8 @@ void layer_norm(const float* x, const float* gamma, const float* beta, float eps
 float gelu(float x);  // exact erf form
 void gelu(const float* x, std::int64_t n, float* out);
 void gated_gelu(const float* x, std::int64_t rows, std::int64_t half, float* out);
-void rotary(float* x, const float* inv_freq, const std::vector<std::int32_t>& cu_seqlens, std::int32_t max_seqlen,
-            int num_heads, std::int64_t head_dim);
+void rotary(float* x, const float* inv_freq, const std::vector<std::int32_t>& cu_seqlens,
+            std::int32_t max_seqlen, int num_heads, std::int64_t head_dim);
 
 // Attention over [begin, end) token ranges given by cu_seqlens; padded = the v1 rectangle path.
 void attention(const float* q, const float* k, const float* v, const std::vector<std::int32_t>& cu_seqlens,

@@ -38,8 +38,8 @@ VNP_VECTORIZE double lane_squares(const float* x, std::int64_t n, double mean) {
   return sum;
 }
 
-VNP_VECTORIZE void normalize_row(const float* in, float mean, float rstd, const float* gamma, const float* beta,
-                                 std::int64_t n, float* o) {
+VNP_VECTORIZE void normalize_row(const float* in, float mean, float rstd, const float* gamma,
+                                 const float* beta, std::int64_t n, float* o) {
   for (std::int64_t j = 0; j < n; ++j) o[j] = (in[j] - mean) * rstd * gamma[j] + beta[j];
 }
 
@@ -59,7 +59,9 @@ void layer_norm(const float* x, const float* gamma, const float* beta, float eps
   });
 }
 
-float gelu(float x) { return gelu_erf(x); }
+float gelu(float x) {
+  return gelu_erf(x);
+}
 
 VNP_VECTORIZE void gelu(const float* x, std::int64_t n, float* out) {
   for (std::int64_t i = 0; i < n; ++i) out[i] = gelu_erf(x[i]);
@@ -82,8 +84,8 @@ void gated_gelu(const float* x, std::int64_t rows, std::int64_t half, float* out
   });
 }
 
-void rotary(float* x, const float* inv_freq, const std::vector<std::int32_t>& cu_seqlens, std::int32_t max_seqlen,
-            int num_heads, std::int64_t head_dim) {
+void rotary(float* x, const float* inv_freq, const std::vector<std::int32_t>& cu_seqlens,
+            std::int32_t max_seqlen, int num_heads, std::int64_t head_dim) {
   const std::int64_t half = head_dim / 2;
   // cos/sin tables [position, half], angles computed in double and stored as fp32.
   std::vector<float> cos_table(static_cast<std::size_t>(max_seqlen * half));
