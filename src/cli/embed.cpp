@@ -1,11 +1,10 @@
 // virnucpro embed esm|dnabert INPUT [--model PATH|ID] [-o out.tsv|out.h5] ... (SPEC §1): one mean
 // embedding per input sequence, in input order. Each encoder is a nested subcommand sharing the
 // options and the output writer below; `esm` is here, `dnabert` plugs in the same way.
-#include <hdf5.h>
-
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -17,7 +16,10 @@
 #include "engine/thread_pool.h"
 #include "io/atomic_file.h"
 #include "io/sequence_reader.h"
+#include "models/dnabert2.h"
 #include "models/esm2.h"
+#include "pipeline/embeddings_h5.h"
+#include "pipeline/encoders.h"
 #include "tokenize/esm_alphabet.h"
 #include "util/env.h"
 #include "util/error.h"
@@ -73,90 +75,27 @@ class TsvWriter final : public EmbeddingWriter {
   std::unique_ptr<io::AtomicFile> file_;
 };
 
-// HDF5: `ids` (variable-length strings) and `embeddings` [n, dim] f32, both extendible; written to a
-// temporary name and renamed into place by finish().
+// HDF5: `ids` and `embeddings` [n, dim] f32 (pipeline::EmbeddingsH5Writer: temporary name, renamed
+// into place by finish()). The width is known at the first batch.
 class H5Writer final : public EmbeddingWriter {
  public:
-  explicit H5Writer(std::filesystem::path path)
-      : final_(std::move(path)), temp_(final_.string() + ".partial") {}
-  ~H5Writer() override {
-    close();
-    if (!done_) std::filesystem::remove(temp_);
-  }
-
+  explicit H5Writer(std::filesystem::path path) : path_(std::move(path)) {}
   void add(const std::vector<std::string>& ids, const std::vector<float>& values, std::int64_t dim) override {
-    if (file_ < 0) open(dim);
-    const auto n = static_cast<hsize_t>(ids.size());
-    std::vector<const char*> id_ptrs;
-    for (const auto& id : ids) id_ptrs.push_back(id.c_str());
-    append(ids_, 1, n, string_type_, id_ptrs.data());
-    append(embeddings_, static_cast<hsize_t>(dim), n, H5T_NATIVE_FLOAT, values.data());
-    rows_ += n;
+    if (!h5_)
+      h5_ = std::make_unique<pipeline::EmbeddingsH5Writer>(
+          path_, std::vector<std::pair<std::string, std::int64_t>>{{"embeddings", dim}});
+    h5_->append(ids, {values.data()});
   }
-
   void finish() override {
-    if (file_ < 0) open(0);  // no input: empty datasets
-    close();
-    std::filesystem::rename(temp_, final_);
-    done_ = true;
+    if (!h5_)
+      h5_ = std::make_unique<pipeline::EmbeddingsH5Writer>(
+          path_, std::vector<std::pair<std::string, std::int64_t>>{{"embeddings", 0}});
+    h5_->commit();
   }
 
  private:
-  [[noreturn]] void fail(const std::string& what) const {
-    throw InputError(final_.string(), "", "cannot write HDF5 output: " + what);
-  }
-
-  void open(std::int64_t dim) {
-    file_ = H5Fcreate(temp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (file_ < 0) fail("cannot create " + temp_.string());
-    string_type_ = H5Tcopy(H5T_C_S1);
-    H5Tset_size(string_type_, H5T_VARIABLE);
-    H5Tset_cset(string_type_, H5T_CSET_UTF8);
-    ids_ = create(file_, "ids", string_type_, 1, 1);
-    embeddings_ = create(file_, "embeddings", H5T_NATIVE_FLOAT, 2, static_cast<hsize_t>(dim));
-  }
-
-  // A chunked dataset of 0 rows that grows: [rows] (rank 1) or [rows, width] (rank 2).
-  hid_t create(hid_t file, const char* name, hid_t type, int rank, hsize_t width) {
-    hsize_t dims[2] = {0, width}, max_dims[2] = {H5S_UNLIMITED, width};
-    hsize_t chunk[2] = {rank == 1 ? 1024u : std::max<hsize_t>(1, 65536 / std::max<hsize_t>(width, 1)),
-                        std::max<hsize_t>(width, 1)};
-    hid_t space = H5Screate_simple(rank, dims, max_dims);
-    hid_t props = H5Pcreate(H5P_DATASET_CREATE);
-    H5Pset_chunk(props, rank, chunk);
-    hid_t set = H5Dcreate2(file, name, type, space, H5P_DEFAULT, props, H5P_DEFAULT);
-    H5Pclose(props);
-    H5Sclose(space);
-    if (set < 0) fail(std::string("cannot create dataset ") + name);
-    return set;
-  }
-
-  void append(hid_t set, hsize_t width, hsize_t n, hid_t type, const void* data) {
-    if (n == 0) return;
-    const int rank = set == ids_ ? 1 : 2;
-    hsize_t new_dims[2] = {rows_ + n, width}, start[2] = {rows_, 0}, count[2] = {n, width};
-    if (H5Dset_extent(set, new_dims) < 0) fail("cannot extend a dataset");
-    hid_t file_space = H5Dget_space(set);
-    H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, nullptr, count, nullptr);
-    hid_t mem_space = H5Screate_simple(rank, count, nullptr);
-    herr_t status = H5Dwrite(set, type, mem_space, file_space, H5P_DEFAULT, data);
-    H5Sclose(mem_space);
-    H5Sclose(file_space);
-    if (status < 0) fail("write failed");
-  }
-
-  void close() {
-    if (ids_ >= 0) H5Dclose(ids_);
-    if (embeddings_ >= 0) H5Dclose(embeddings_);
-    if (string_type_ >= 0) H5Tclose(string_type_);
-    if (file_ >= 0) H5Fclose(file_);
-    ids_ = embeddings_ = string_type_ = file_ = -1;
-  }
-
-  std::filesystem::path final_, temp_;
-  hid_t file_ = -1, ids_ = -1, embeddings_ = -1, string_type_ = -1;
-  hsize_t rows_ = 0;
-  bool done_ = false;
+  std::filesystem::path path_;
+  std::unique_ptr<pipeline::EmbeddingsH5Writer> h5_;
 };
 
 std::unique_ptr<EmbeddingWriter> make_writer(const std::string& output) {
@@ -190,16 +129,11 @@ void add_embed_options(CLI::App& sub, EmbedOptions& o) {
   sub.fallthrough();
 }
 
-// The device the run uses; the CPU runs fp32 only (the CUDA backend is a later issue).
-engine::Device resolve_device(const EmbedOptions& o) {
-  engine::Device device = engine::Device::cpu();
-  if (o.device == "cuda" || o.device.starts_with("cuda:"))
-    device = engine::Device::cuda(o.device == "cuda" ? 0 : std::stoi(o.device.substr(5)));
-  else if (o.device != "auto" && o.device != "cpu")
-    throw UsageError("--device " + o.device + ": expected auto, cpu, cuda or cuda:N");
+// The device the run uses (the first of --device's list) and its compute type.
+engine::Device resolve_device(const EmbedOptions& o, engine::DType& dtype) {
+  const engine::Device device = pipeline::resolve_devices(o.device).front();
   const bool force_fp32 = env::get_bool("VIRNUCPRO_DISABLE_FP16").value_or(false);
-  if (device.is_cpu() && o.precision != "auto" && o.precision != "fp32" && !force_fp32)
-    throw UsageError("--precision " + o.precision + ": the CPU computes in fp32 only");
+  dtype = pipeline::resolve_precision(force_fp32 && o.precision == "auto" ? "fp32" : o.precision, device);
   return device;
 }
 
@@ -269,28 +203,24 @@ class Progress {
 };
 
 // ---------------------------------------------------------------------------------------------
-// embed esm
+// The encoders: how to find the model, tokenize a record and embed a packed batch.
 
-constexpr std::int64_t kEsmCpuTokenBudget = 4096;
+struct Encoder {
+  std::function<std::vector<std::int32_t>(const io::SequenceRecord&)> tokenize;
+  std::function<engine::Tensor(const engine::PackedBatch&)> embed;
+};
 
-void run_esm(const EmbedOptions& o, const GlobalOptions& global) {
-  engine::Device device = resolve_device(o);
-  engine::set_num_threads(thread_count(global));
-  std::optional<std::filesystem::path> flag;
-  if (!o.model.empty()) flag = o.model;
-  weights::ModelLocation where = weights::find_model(weights::ModelKind::Esm2, flag);
-  models::Esm2 model = models::Esm2::load(where.path, device);
-  log::info("ESM-2 from {} ({}): {}", where.path.string(), where.found_by, model.config().describe());
-  if (v1_attention_wanted(o)) {
-    model.set_v1_attention(true);
-    log::info("Using v1.0-compatible standard attention path");
-  }
+constexpr std::int64_t kCpuTokenBudget = 4096, kGpuTokenBudget = 65536;
 
-  tokenize::EsmAlphabet alphabet;
+// Embeds every input record in input order, in batches of whole records.
+void embed_records(const EmbedOptions& o, engine::Device device, const Encoder& encoder) {
+  const std::int64_t budget = o.token_budget > 0 ? o.token_budget
+                              : device.is_cpu()  ? kCpuTokenBudget
+                                                 : kGpuTokenBudget;
   auto tokens_of = [](const io::SequenceRecord& r) {
     return static_cast<std::int64_t>(r.sequence.size()) + 2;
   };
-  RecordBatcher batcher(o.inputs, o.token_budget > 0 ? o.token_budget : kEsmCpuTokenBudget, tokens_of);
+  RecordBatcher batcher(o.inputs, budget, tokens_of);
   std::unique_ptr<EmbeddingWriter> writer = make_writer(o.output);
   Progress progress;
   std::vector<io::SequenceRecord> records;
@@ -299,12 +229,12 @@ void run_esm(const EmbedOptions& o, const GlobalOptions& global) {
     std::vector<std::string> ids;
     std::int64_t n_tokens = 0;
     for (const auto& r : records) {
-      if (r.sequence.empty()) throw InputError(r.source, r.id, "empty protein: nothing to embed");
-      tokens.push_back(alphabet.encode(r.sequence));
+      if (r.sequence.empty()) throw InputError(r.source, r.id, "empty sequence: nothing to embed");
+      tokens.push_back(encoder.tokenize(r));
       n_tokens += static_cast<std::int64_t>(tokens.back().size());
       ids.push_back(r.id);
     }
-    engine::Tensor mean = model.embed(engine::PackedBatch::pack(tokens, device));
+    engine::Tensor mean = encoder.embed(engine::PackedBatch::pack(tokens, device)).to(engine::Device::cpu());
     writer->add(ids, mean.to_floats(), mean.dim(1));
     progress.add(records.size(), n_tokens);
   }
@@ -312,14 +242,58 @@ void run_esm(const EmbedOptions& o, const GlobalOptions& global) {
   progress.done();
 }
 
+weights::ModelLocation locate(weights::ModelKind kind, const std::string& model) {
+  std::optional<std::filesystem::path> flag;
+  if (!model.empty()) flag = model;
+  return weights::find_model(kind, flag);
+}
+
+void run_esm(const EmbedOptions& o, const GlobalOptions& global) {
+  engine::DType dtype;
+  const engine::Device device = resolve_device(o, dtype);
+  engine::set_num_threads(thread_count(global));
+  const weights::ModelLocation where = locate(weights::ModelKind::Esm2, o.model);
+  models::Esm2 model = models::Esm2::load(where.path, device);
+  if (dtype != engine::DType::kF32) model.set_compute_dtype(dtype);
+  log::info("ESM-2 from {} ({}): {}", where.path.string(), where.found_by, model.config().describe());
+  if (v1_attention_wanted(o)) {
+    model.set_v1_attention(true);
+    log::info("Using v1.0-compatible standard attention path");
+  }
+  const tokenize::EsmAlphabet alphabet;
+  embed_records(o, device,
+                {[&](const io::SequenceRecord& r) { return alphabet.encode(r.sequence); },
+                 [&](const engine::PackedBatch& b) { return model.embed(b); }});
+}
+
+void run_dnabert(const EmbedOptions& o, const GlobalOptions& global) {
+  if (v1_attention_wanted(o)) throw UsageError("--v1-attention applies to ESM-2 only");
+  engine::DType dtype;
+  const engine::Device device = resolve_device(o, dtype);
+  engine::set_num_threads(thread_count(global));
+  const weights::ModelLocation where = locate(weights::ModelKind::Dnabert, o.model);
+  models::Dnabert2 model = models::Dnabert2::load(where.path, device);
+  if (!model.has_tokenizer())
+    throw ModelError(where.path.string(), "", "no tokenizer.json beside the weights");
+  if (dtype != engine::DType::kF32) model.set_compute_dtype(dtype);
+  log::info("DNABERT-S from {} ({})", where.path.string(), where.found_by);
+  embed_records(o, device,
+                {[&](const io::SequenceRecord& r) { return model.tokenize(r.sequence); },
+                 [&](const engine::PackedBatch& b) { return model.embed(b); }});
+}
+
 CommandAction setup(CLI::App& app, const GlobalOptions& global) {
   CLI::App* embed = app.add_subcommand("embed", "Mean embeddings of a protein (esm) or DNA (dnabert) FASTA");
   embed->require_subcommand(1);
-  auto esm_options = std::make_shared<EmbedOptions>();
+  auto esm_options = std::make_shared<EmbedOptions>(), dnabert_options = std::make_shared<EmbedOptions>();
   CLI::App* esm = embed->add_subcommand("esm", "ESM-2 mean embeddings of proteins (residues only)");
   add_embed_options(*esm, *esm_options);
-  return [esm, esm_options, &global] {
+  CLI::App* dnabert = embed->add_subcommand(
+      "dnabert", "DNABERT-S mean embeddings of DNA (all tokens, [CLS] and [SEP] included)");
+  add_embed_options(*dnabert, *dnabert_options);
+  return [esm, esm_options, dnabert, dnabert_options, &global] {
     if (esm->parsed()) run_esm(*esm_options, global);
+    if (dnabert->parsed()) run_dnabert(*dnabert_options, global);
   };
 }
 

@@ -48,6 +48,14 @@ int cuda_device_count() {
 #endif
 }
 
+std::string cuda_unavailable_reason() {
+#ifdef VIRNUCPRO_CUDA
+  return cuda::unavailable_reason();
+#else
+  return "this virnucpro was built without CUDA (-DVIRNUCPRO_CUDA=ON)";
+#endif
+}
+
 void register_backend(Device::Kind kind, BackendFactory factory) {
   if (kind == Device::Kind::kCpu) throw std::invalid_argument("the CPU backend is built in");
   std::lock_guard lock(registry().mutex);

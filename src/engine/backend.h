@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "engine/ops.h"
@@ -47,6 +48,8 @@ Backend& backend_for(Device device);
 
 // Number of usable CUDA devices: 0 when built without CUDA or when there is no driver or GPU.
 int cuda_device_count();
+// Why cuda_device_count() is 0, e.g. "this virnucpro was built without CUDA (-DVIRNUCPRO_CUDA=ON)".
+std::string cuda_unavailable_reason();
 
 // Called once by a backend library (e.g. cuda/) to serve every device of `kind`; `factory(index)`
 // returns the backend of one device (it may throw DeviceError, e.g. when no GPU is present).

@@ -85,7 +85,9 @@ std::vector<engine::Device> resolve_devices(const std::string& spec) {
   std::vector<engine::Device> out;
   if (spec == "cpu" || (spec == "auto" && gpus == 0)) return {engine::Device::cpu()};
   if (spec == "auto" || spec == "cuda") {
-    if (gpus == 0) throw DeviceError("--device cuda: no CUDA device is visible");
+    if (gpus == 0)
+      throw DeviceError("--device " + spec + ": no CUDA device: " + engine::cuda_unavailable_reason() +
+                        "; use --device cpu");
     for (int i = 0; i < gpus; ++i) out.push_back(engine::Device::cuda(i));
     return out;
   }
@@ -100,7 +102,7 @@ std::vector<engine::Device> resolve_devices(const std::string& spec) {
     const int i = std::stoi(index);
     if (i >= gpus)
       throw DeviceError("--device " + spec + ": no CUDA device " + index + " (" + std::to_string(gpus) +
-                        " visible)");
+                        " visible" + (gpus == 0 ? ": " + engine::cuda_unavailable_reason() : "") + ")");
     out.push_back(engine::Device::cuda(i));
     pos = comma + 1;
   }

@@ -132,7 +132,7 @@ TEST(EmbedEsm, ErrorsAreOneLineWithTheirExitCode) {
   auto empty = test::run_virnucpro({"embed", "esm", (dir / "empty_record.faa").string(), "--model",
                                     data("esm2_tiny"), "-o", (dir / "e.tsv").string()});
   EXPECT_EQ(empty.exit_code, 1);
-  EXPECT_NE(empty.err.find("empty protein"), std::string::npos) << empty.err;
+  EXPECT_NE(empty.err.find("empty sequence"), std::string::npos) << empty.err;
   EXPECT_FALSE(std::filesystem::exists(dir / "e.tsv"));  // no partial output under the final name
 }
 
