@@ -22,3 +22,14 @@ cmake -S . -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=
   -DVIRNUCPRO_FUZZ=ON -DVIRNUCPRO_BENCH=OFF
 cmake --build build-fuzz -j"$jobs" --target fuzz_safetensors_header fuzz_unpickler fuzz_sequence_reader
 ctest --test-dir build-fuzz -L fuzz --output-on-failure
+
+# 4. The CUDA build compiles (nvcc 13 at /usr/local/cuda); its GPU tests skip cleanly without a GPU,
+#    and the no-GPU behaviour of a CUDA binary is tested.
+if [ -x /usr/local/cuda/bin/nvcc ]; then
+  cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DVIRNUCPRO_CUDA=ON \
+    -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc -DVIRNUCPRO_BENCH=OFF
+  cmake --build build-cuda -j"$jobs" --target virnucpro engine_cuda_tests cuda_nodevice_tests
+  ctest --test-dir build-cuda --output-on-failure -R "^Cuda" --timeout 600
+else
+  echo "nvcc not found at /usr/local/cuda: CUDA build not checked"
+fi
