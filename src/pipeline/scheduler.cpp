@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "util/env.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -113,14 +114,31 @@ void EmbeddingScheduler::worker(const Encoders* encoders) {
   }
 }
 
+namespace {
+
+// VIRNUCPRO_TEST_OOM_ABOVE_TOKENS=N makes every batch of more than N tokens run out of memory, so that
+// the tests can exercise the split-and-retry path on the CPU.
+void maybe_fail_for_test(std::int64_t tokens) {
+  static const auto limit = env::get("VIRNUCPRO_TEST_OOM_ABOVE_TOKENS");
+  if (limit && tokens > std::stoll(*limit))
+    throw OutOfMemoryError("out of memory (test limit of " + *limit + " tokens per batch)");
+}
+
+}  // namespace
+
 void EmbeddingScheduler::run_batch(const Encoders& encoders, WindowWork& work,
                                    const WindowWork::Batch& batch) const {
   const auto& ids = batch.esm ? work.esm_ids : work.dnabert_ids;
   std::vector<std::vector<std::int32_t>> seqs;
-  for (std::size_t r : batch.rows) seqs.push_back(ids[r]);
+  std::int64_t tokens = 0;
+  for (std::size_t r : batch.rows) {
+    seqs.push_back(ids[r]);
+    tokens += static_cast<std::int64_t>(ids[r].size());
+  }
   const engine::Device device = batch.esm ? encoders.esm.device() : encoders.dnabert.device();
   std::vector<float> emb;
   try {
+    maybe_fail_for_test(tokens);
     const auto packed = engine::PackedBatch::pack(seqs, device);
     emb = (batch.esm ? encoders.esm.embed(packed) : encoders.dnabert.embed(packed))
               .to(engine::Device::cpu())

@@ -2,6 +2,7 @@
 // (golden/e2e: the whole original pipeline with the same models, encoders in float64).
 #include <gtest/gtest.h>
 #include <hdf5.h>
+#include <stdlib.h>
 
 #include <cmath>
 #include <filesystem>
@@ -231,6 +232,54 @@ TEST(Predict, EarlierResultsAreNeverSilentlyReused) {
   auto again = predict({input}, dir / "out", {});
   EXPECT_EQ(again.exit_code, 5) << again.err;
   EXPECT_EQ(predict({input}, dir / "out", {"--force"}).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace vnp
+
+namespace vnp {
+namespace {
+
+// --keep-intermediate writes the original's three intermediate files, byte-identical to the original's.
+TEST(Predict, KeepIntermediateWritesTheOriginalsFiles) {
+  test::ScratchDir dir;
+  for (const char* stem : {"test_with_orfs", "test_fixed_500bp"}) {
+    const auto r = predict({test::data_path(std::string("vanilla/") + stem + ".fa").string()}, dir / stem,
+                           {"--keep-intermediate"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    for (const std::string suffix :
+         {"_chunked500.fa", "_identified_nucleotide.fa", "_identified_protein.faa"})
+      EXPECT_EQ(test::read_file(dir / stem / (stem + suffix)),
+                test::read_file(test::data_path(std::string("vanilla/") + stem + suffix)))
+          << stem << suffix;
+  }
+}
+
+}  // namespace
+}  // namespace vnp
+
+namespace vnp {
+namespace {
+
+// A batch that runs out of device memory is split in halves and retried; the results are the same.
+// A single sequence that still does not fit ends the run with the device error's exit code (4).
+TEST(Predict, OutOfMemoryBatchesAreSplitAndRetried) {
+  test::ScratchDir dir;
+  const std::string input = test::data_path("preprocess/coding.fa").string();
+  ASSERT_EQ(predict({input}, dir / "normal", {}).exit_code, 0);
+  ::setenv("VIRNUCPRO_TEST_OOM_ABOVE_TOKENS", "400", 1);
+  const auto split = predict({input}, dir / "split", {});
+  ::setenv("VIRNUCPRO_TEST_OOM_ABOVE_TOKENS", "10", 1);
+  const auto fails = predict({input}, dir / "fails", {});
+  ::unsetenv("VIRNUCPRO_TEST_OOM_ABOVE_TOKENS");
+  ASSERT_EQ(split.exit_code, 0) << split.err;
+  EXPECT_NE(split.err.find("retrying the batch"), std::string::npos) << split.err;
+  for (const char* f :
+       {"prediction_results.txt", "prediction_results_highestscore.csv", "sequence_summary.tsv"})
+    EXPECT_EQ(test::read_file(dir / "normal" / f), test::read_file(dir / "split" / f)) << f;
+  EXPECT_EQ(fails.exit_code, 4) << fails.err;
+  EXPECT_NE(fails.err.find("out of memory"), std::string::npos) << fails.err;
+  EXPECT_FALSE(fs::exists(dir / "fails/prediction_results.txt"));
 }
 
 }  // namespace
