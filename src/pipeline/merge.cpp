@@ -24,12 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr const char* kRunJson = "run.json";
-constexpr const char* kPredictions = "prediction_results.txt";
-constexpr const char* kHighestScore = "prediction_results_highestscore.csv";
-constexpr const char* kSummary = "sequence_summary.tsv";
-constexpr const char* kShardRecords = "shard_records.tsv";
-constexpr const char* kEmbeddings = "embeddings.h5";
+using namespace files;
 constexpr const char* kShardRecordsHeader = "record_index\tframes";
 // The float32 datasets of embeddings.h5 besides "ids", in the order predict writes them.
 const std::vector<std::string> kMatrices = {"dnabert", "esm"};

@@ -152,9 +152,9 @@ class ResultFiles {
   // Writes the final files from the partial ones (copies: a crash here leaves the run resumable).
   void publish() {
     for (PartialFile* f : files()) f->close();
-    copy_to(predictions_->path(), "prediction_results.txt");
-    copy_to(summary_->path(), "sequence_summary.tsv");
-    if (options_.shard) copy_to(records_->path(), "shard_records.tsv");
+    copy_to(predictions_->path(), files::kPredictions);
+    copy_to(summary_->path(), files::kSummary);
+    if (options_.shard) copy_to(records_->path(), files::kShardRecords);
     publish_highestscore();
     if (embeddings_) publish_embeddings();
   }
@@ -189,12 +189,12 @@ class ResultFiles {
     merge_and_sort_chunk_calls(calls);
     std::ostringstream out;
     write_highestscore(out, calls);
-    io::AtomicFile csv(options_.output_dir / "prediction_results_highestscore.csv");
+    io::AtomicFile csv(options_.output_dir / files::kHighestScore);
     csv.write(out.str());
     csv.commit();
   }
   void publish_embeddings() {
-    EmbeddingsH5Writer h5(options_.output_dir / "embeddings.h5",
+    EmbeddingsH5Writer h5(options_.output_dir / files::kEmbeddings,
                           {{"dnabert", dnabert_width_}, {"esm", esm_width_}});
     std::ifstream in(embeddings_->path(), std::ios::binary);
     std::vector<std::string> ids;
@@ -419,7 +419,7 @@ void run_predict(const PredictOptions& o) {
   info.add_stage("total", start);
   std::string device_names;
   for (const auto& d : devices) device_names += (device_names.empty() ? "" : ",") + d.str();
-  info.write(o.output_dir / "run.json", device_names, fingerprint);
+  info.write(o.output_dir / files::kRunJson, device_names, fingerprint);
   state.finish();
   log::info("Scored {} frames of {} records; results in {}", info.counters.frames, info.counters.records,
             o.output_dir.string());

@@ -8,6 +8,18 @@
 
 namespace vnp::pipeline {
 
+// The files of a run's output folder (SPEC §4, §7).
+namespace files {
+inline constexpr const char* kPredictions = "prediction_results.txt";
+inline constexpr const char* kHighestScore = "prediction_results_highestscore.csv";
+inline constexpr const char* kSummary = "sequence_summary.tsv";
+inline constexpr const char* kEmbeddings = "embeddings.h5";
+inline constexpr const char* kShardRecords = "shard_records.tsv";
+inline constexpr const char* kRunJson = "run.json";
+inline constexpr const char* kAll[] = {kPredictions, kHighestScore, kSummary,
+                                       kEmbeddings,  kShardRecords, kRunJson};
+}  // namespace files
+
 struct FrameScore {
   std::string frame_id;  // chunk id + suffix (F1..F3, R1..R3)
   float score1 = 0;      // P(others)

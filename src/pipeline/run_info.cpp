@@ -57,6 +57,21 @@ std::vector<ModelFile> describe_model_files(const fs::path& model) {
   return out;
 }
 
+nlohmann::json settings_json(const PredictOptions& o) {
+  using nlohmann::json;
+  return {{"model_type", o.model_type},
+          {"chunk_size", o.chunk_size},
+          {"device", o.device},
+          {"precision", o.precision},
+          {"v1_attention", o.v1_attention},
+          {"packing", o.packing},
+          {"token_budget", o.token_budget},
+          {"threads", o.threads},
+          {"shard", o.shard ? json{{"index", o.shard->index}, {"count", o.shard->count}} : json(nullptr)},
+          {"keep_intermediate", o.keep_intermediate},
+          {"save_embeddings", o.save_embeddings}};
+}
+
 void RunInfo::add_stage(const std::string& name, std::chrono::steady_clock::time_point since) {
   stages_.emplace_back(name, std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count());
 }
@@ -80,18 +95,7 @@ void RunInfo::write(const fs::path& path, const std::string& device, const std::
       {"version", kVersion},
       {"command_line", o.command_line},
       {"inputs", inputs},
-      {"settings",
-       {{"model_type", o.model_type},
-        {"chunk_size", o.chunk_size},
-        {"device", o.device},
-        {"precision", o.precision},
-        {"v1_attention", o.v1_attention},
-        {"packing", o.packing},
-        {"token_budget", o.token_budget},
-        {"threads", o.threads},
-        {"shard", o.shard ? json{{"index", o.shard->index}, {"count", o.shard->count}} : json(nullptr)},
-        {"keep_intermediate", o.keep_intermediate},
-        {"save_embeddings", o.save_embeddings}}},
+      {"settings", settings_json(o)},
       {"models", models},
       {"devices", json::array({device})},
       {"counts",

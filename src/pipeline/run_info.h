@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "pipeline/predict.h"
 
 namespace vnp::pipeline {
@@ -35,6 +37,9 @@ class RunInfo {
   const PredictOptions& options_;
   std::vector<std::pair<std::string, double>> stages_;
 };
+
+// The settings of a run as run.json records them (merge compares them across shards).
+nlohmann::json settings_json(const PredictOptions& options);
 
 // Regular files of a model (the file itself, or every file of a model folder) with size and SHA-256.
 // Hashes are cached by path, size and modification time, so a multi-GB model is hashed once.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "io/atomic_file.h"
+#include "pipeline/results.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/sha256.h"
@@ -21,15 +22,6 @@ using nlohmann::json;
 constexpr const char* kStateDir = ".virnucpro-run";
 constexpr const char* kJournal = "journal.json";
 constexpr std::uint64_t kSampleBytes = 1 << 20;
-
-// The files a finished run leaves in the output folder (what --force removes).
-const std::vector<std::string>& result_file_names() {
-  static const std::vector<std::string> names = {
-      "prediction_results.txt", "prediction_results_highestscore.csv",
-      "sequence_summary.tsv",   "embeddings.h5",
-      "shard_records.tsv",      "run.json"};
-  return names;
-}
 
 std::string read_text(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -70,7 +62,7 @@ Journal parse_journal(const fs::path& path) {
 
 void remove_earlier_run(const fs::path& out_dir) {
   fs::remove_all(out_dir / kStateDir);
-  for (const auto& name : result_file_names()) fs::remove(out_dir / name);
+  for (const char* name : files::kAll) fs::remove(out_dir / name);  // what a finished run leaves
 }
 
 }  // namespace
@@ -113,7 +105,7 @@ void PartialFile::close() {
 RunState::RunState(const PredictOptions& o, std::string fingerprint) : dir_(o.output_dir / kStateDir) {
   fs::create_directories(o.output_dir);
   const bool interrupted = fs::exists(dir_ / kJournal);
-  const bool finished = fs::exists(o.output_dir / "run.json");
+  const bool finished = fs::exists(o.output_dir / files::kRunJson);
   if (o.force) {
     remove_earlier_run(o.output_dir);
   } else if (interrupted && o.resume) {
@@ -125,7 +117,7 @@ RunState::RunState(const PredictOptions& o, std::string fingerprint) : dir_(o.ou
     log::info("Resuming after {} input records ({} frames scored)", resumed_->records_done,
               resumed_->counters.frames);
   } else if (finished && o.resume) {
-    const json j = json::parse(read_text(o.output_dir / "run.json"), nullptr, false);
+    const json j = json::parse(read_text(o.output_dir / files::kRunJson), nullptr, false);
     if (j.is_discarded() || j.value("fingerprint", "") != fingerprint)
       throw ResumeError(o.output_dir.string() +
                         ": holds a finished run with other inputs, models or settings; refusing to resume "
@@ -172,16 +164,11 @@ std::string run_fingerprint(const PredictOptions& o, std::uint64_t segment_frame
   json models = json::array();
   for (const auto& m : {o.esm_model, o.dnabert_model, o.classifier})
     for (const auto& f : describe_model_files(m)) models.push_back(f.sha256);
-  const json settings = {{"model_type", o.model_type},
-                         {"chunk_size", o.chunk_size},
-                         {"device", o.device},
-                         {"precision", o.precision},
-                         {"v1_attention", o.v1_attention},
-                         {"packing", o.packing},
-                         {"token_budget", o.token_budget},
-                         {"segment_frames", segment_frames},
-                         {"shard", o.shard ? json{o.shard->index, o.shard->count} : json(nullptr)},
-                         {"save_embeddings", o.save_embeddings}};
+  // What the results depend on: not the thread count, nor whether intermediate files are kept.
+  json settings = settings_json(o);
+  settings.erase("threads");
+  settings.erase("keep_intermediate");
+  settings["segment_frames"] = segment_frames;
   return sha256_hex(json{{"inputs", inputs}, {"models", models}, {"settings", settings}}.dump());
 }
 

@@ -18,20 +18,6 @@ namespace {
 namespace fs = std::filesystem;
 using Table = std::vector<std::vector<std::string>>;
 
-Table read_tsv(const fs::path& path) {
-  Table rows;
-  std::istringstream in(test::read_file(path));
-  std::string line;
-  while (std::getline(in, line)) {
-    std::vector<std::string> fields;
-    std::istringstream ls(line);
-    std::string f;
-    while (std::getline(ls, f, '\t')) fields.push_back(f);
-    rows.push_back(fields);
-  }
-  return rows;
-}
-
 std::vector<std::string> model_args() {
   return {"--esm-model",     test::data_path("esm2_tiny").string(),
           "--dnabert-model", test::data_path("dnabert2_tiny").string(),
@@ -105,8 +91,8 @@ TEST_P(GoldenE2E, MatchesTheOriginal) {
   const fs::path golden = test::data_path(std::string("e2e/") + c.name);
 
   // Same rows and IDs in the same order, equal Prediction, scores within 1e-6 (SPEC §9).
-  const Table ours = read_tsv(dir / "out/prediction_results.txt");
-  const Table want = read_tsv(golden / "prediction_results.txt");
+  const Table ours = test::read_tsv(dir / "out/prediction_results.txt");
+  const Table want = test::read_tsv(golden / "prediction_results.txt");
   ASSERT_EQ(ours.size(), want.size());
   EXPECT_EQ(ours[0], want[0]);
   for (std::size_t i = 1; i < want.size(); ++i) {
@@ -115,8 +101,8 @@ TEST_P(GoldenE2E, MatchesTheOriginal) {
     for (int col : {2, 3}) EXPECT_NEAR(std::stod(ours[i][col]), std::stod(want[i][col]), 1e-6) << want[i][0];
   }
   // The consensus file: its first two columns equal the original's file.
-  const Table calls = read_tsv(dir / "out/prediction_results_highestscore.csv");
-  const Table want_calls = read_tsv(golden / "prediction_results_highestscore.csv");
+  const Table calls = test::read_tsv(dir / "out/prediction_results_highestscore.csv");
+  const Table want_calls = test::read_tsv(golden / "prediction_results_highestscore.csv");
   ASSERT_EQ(calls.size(), want_calls.size());
   for (std::size_t i = 0; i < want_calls.size(); ++i) {
     EXPECT_EQ(calls[i][0], want_calls[i][0]) << "row " << i;
@@ -124,7 +110,7 @@ TEST_P(GoldenE2E, MatchesTheOriginal) {
   }
   // The saved embeddings against the original's joined features (DNABERT first): relative L2 1e-5 each.
   const auto features = read_features(dir / "out/embeddings.h5", 96, 64);
-  const Table want_features = read_tsv(golden / "features.tsv");
+  const Table want_features = test::read_tsv(golden / "features.tsv");
   std::set<std::string> frame_ids;  // duplicate input IDs give frames that share an ID
   for (std::size_t i = 1; i < want.size(); ++i) frame_ids.insert(want[i][0]);
   ASSERT_EQ(features.size(), frame_ids.size());

@@ -8,27 +8,10 @@
 #include "test_util.h"
 
 namespace vnp::pipeline {
-namespace {
-
-std::vector<std::vector<std::string>> read_tsv(const std::string& text) {
-  std::vector<std::vector<std::string>> rows;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::vector<std::string> fields;
-    std::istringstream ls(line);
-    std::string f;
-    while (std::getline(ls, f, '\t')) fields.push_back(f);
-    rows.push_back(fields);
-  }
-  return rows;
-}
-
-}  // namespace
 
 // The original's consensus (pandas groupby over ID[:-2], sorted IDs) on its own prediction file.
 TEST(Results, ConsensusMatchesOriginal) {
-  auto preds = read_tsv(test::read_file(test::data_path("golden/agg.prediction_results.txt")));
+  auto preds = test::read_tsv(test::data_path("golden/agg.prediction_results.txt"));
   std::map<std::string, ChunkScores> chunks;
   for (size_t i = 1; i < preds.size(); ++i) {
     const auto& r = preds[i];
@@ -42,8 +25,10 @@ TEST(Results, ConsensusMatchesOriginal) {
   std::ostringstream out;
   write_highestscore(out, calls);
 
-  auto ours = read_tsv(out.str());
-  auto golden = read_tsv(test::read_file(test::data_path("golden/agg.highestscore.csv")));
+  test::ScratchDir dir;
+  test::write_file(dir / "calls.csv", out.str());
+  auto ours = test::read_tsv(dir / "calls.csv");
+  auto golden = test::read_tsv(test::data_path("golden/agg.highestscore.csv"));
   ASSERT_EQ(ours.size(), golden.size());
   EXPECT_EQ(ours[0][0], "Modified_ID");
   EXPECT_EQ(ours[0][1], "Is_Virus");

@@ -31,20 +31,6 @@ std::vector<Record> read_fasta_records(const std::filesystem::path& path) {
   return records;
 }
 
-std::vector<std::vector<std::string>> read_tsv(const std::filesystem::path& path) {
-  std::vector<std::vector<std::string>> rows;
-  std::istringstream in(read_file(path));
-  std::string line;
-  while (std::getline(in, line)) {
-    std::vector<std::string> fields;
-    std::istringstream row(line);
-    std::string field;
-    while (std::getline(row, field, '\t')) fields.push_back(field);
-    rows.push_back(fields);
-  }
-  return rows;
-}
-
 void run_preprocess(const std::filesystem::path& input, int chunk_size, const ScratchDir& out) {
   const auto r = run_virnucpro(
       {"preprocess", input.string(), "-m", std::to_string(chunk_size), "-o", out.path().string(), "--quiet"});

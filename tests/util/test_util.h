@@ -13,6 +13,9 @@ std::filesystem::path data_path(const std::string& relative);
 std::string read_file(const std::filesystem::path& path);
 void write_file(const std::filesystem::path& path, const std::string& content);
 
+// A tab-separated file as rows of fields.
+std::vector<std::vector<std::string>> read_tsv(const std::filesystem::path& path);
+
 // A fresh directory under the system temp dir, removed when the object goes away.
 class ScratchDir {
  public:
