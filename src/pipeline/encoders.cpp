@@ -11,34 +11,12 @@
 namespace vnp::pipeline {
 namespace {
 
-// Indices of `ids` cut into batches of at most `budget` tokens, longest first, so that batches hold
-// similar lengths (a longer sequence forms a batch of its own).
-std::vector<std::vector<std::size_t>> plan_batches(const std::vector<std::vector<std::int32_t>>& ids,
-                                                   std::int64_t budget) {
-  std::vector<std::size_t> order(ids.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return ids[a].size() > ids[b].size(); });
-  std::vector<std::vector<std::size_t>> batches;
-  std::int64_t used = 0;
-  for (std::size_t i : order) {
-    const auto n = static_cast<std::int64_t>(ids[i].size());
-    if (batches.empty() || used + n > budget) {
-      batches.emplace_back();
-      used = 0;
-    }
-    batches.back().push_back(i);
-    used += n;
-  }
-  return batches;
-}
-
 // Embeds every id list with `embed_batch` (a packed batch -> [n, width]) into rows of the result.
 template <typename EmbedBatch>
 std::vector<float> embed_all(const std::vector<std::vector<std::int32_t>>& ids, std::int64_t budget,
                              std::int64_t width, engine::Device device, const EmbedBatch& embed_batch) {
   std::vector<float> out(ids.size() * static_cast<std::size_t>(width));
-  for (const auto& batch : plan_batches(ids, budget)) {
+  for (const auto& batch : pack_first_fit_decreasing(ids, budget)) {
     std::vector<std::vector<std::int32_t>> seqs;
     for (std::size_t i : batch) seqs.push_back(ids[i]);
     const auto emb =
@@ -50,13 +28,29 @@ std::vector<float> embed_all(const std::vector<std::vector<std::int32_t>>& ids, 
   return out;
 }
 
-std::uint64_t count_tokens(const std::vector<std::vector<std::int32_t>>& ids) {
-  std::uint64_t n = 0;
-  for (const auto& s : ids) n += s.size();
-  return n;
-}
-
 }  // namespace
+
+std::vector<std::vector<std::size_t>> pack_first_fit_decreasing(
+    const std::vector<std::vector<std::int32_t>>& ids, std::int64_t budget) {
+  std::vector<std::size_t> order(ids.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return ids[a].size() > ids[b].size(); });
+  std::vector<std::vector<std::size_t>> batches;
+  std::vector<std::int64_t> room;
+  for (std::size_t i : order) {
+    const auto n = static_cast<std::int64_t>(ids[i].size());
+    std::size_t b = 0;
+    while (b < batches.size() && room[b] < n) ++b;
+    if (b == batches.size()) {
+      batches.emplace_back();
+      room.push_back(budget);
+    }
+    batches[b].push_back(i);
+    room[b] -= n;
+  }
+  return batches;
+}
 
 Encoders Encoders::load(const ModelPaths& paths, engine::Device device, engine::DType dtype) {
   log::info("Loading DNABERT-S from {}", paths.dnabert.string());
@@ -120,20 +114,18 @@ engine::DType resolve_precision(const std::string& precision, engine::Device dev
 }
 
 std::vector<float> embed_dnabert(const models::Dnabert2& model, const std::vector<std::string_view>& dna,
-                                 std::int64_t token_budget, std::uint64_t* tokens) {
+                                 std::int64_t token_budget) {
   std::vector<std::vector<std::int32_t>> ids(dna.size());
   for (std::size_t i = 0; i < dna.size(); ++i) model.tokenizer().encode_into(dna[i], ids[i]);
-  if (tokens) *tokens += count_tokens(ids);
   return embed_all(ids, token_budget, model.config().hidden_size, model.device(),
                    [&](const engine::PackedBatch& b) { return model.embed(b); });
 }
 
 std::vector<float> embed_esm(const models::Esm2& model, const std::vector<std::string_view>& proteins,
-                             std::int64_t token_budget, std::uint64_t* tokens) {
+                             std::int64_t token_budget) {
   static const tokenize::EsmAlphabet alphabet;
   std::vector<std::vector<std::int32_t>> ids(proteins.size());
   for (std::size_t i = 0; i < proteins.size(); ++i) ids[i] = alphabet.encode(proteins[i]);
-  if (tokens) *tokens += count_tokens(ids);
   return embed_all(ids, token_budget, model.config().hidden, model.device(),
                    [&](const engine::PackedBatch& b) { return model.embed(b); });
 }

@@ -37,12 +37,17 @@ std::vector<engine::Device> resolve_devices(const std::string& spec);
 // --precision for a device: "auto" = fp16 on a GPU, fp32 on the CPU; fp16/bf16 need a GPU.
 engine::DType resolve_precision(const std::string& precision, engine::Device device);
 
+// Indices of token-id sequences cut into batches of at most `budget` tokens by first-fit decreasing (a
+// sequence longer than the budget forms a batch of its own). Deterministic: depends only on the lengths.
+std::vector<std::vector<std::size_t>> pack_first_fit_decreasing(
+    const std::vector<std::vector<std::int32_t>>& ids, std::int64_t budget);
+
 // Mean embeddings [n, width] (row-major, host) of DNA / protein strings, computed in batches of at most
-// `token_budget` tokens, longest first. `tokens` (if given) is increased by the tokens embedded.
+// `token_budget` tokens (first-fit decreasing).
 std::vector<float> embed_dnabert(const models::Dnabert2& model, const std::vector<std::string_view>& dna,
-                                 std::int64_t token_budget, std::uint64_t* tokens = nullptr);
+                                 std::int64_t token_budget);
 std::vector<float> embed_esm(const models::Esm2& model, const std::vector<std::string_view>& proteins,
-                             std::int64_t token_budget, std::uint64_t* tokens = nullptr);
+                             std::int64_t token_budget);
 
 // Rows [DNABERT-S | ESM-2] (the classifier's input order) of n frames.
 std::vector<float> join_features(const std::vector<float>& dnabert, std::int64_t dnabert_width,

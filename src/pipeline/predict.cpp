@@ -41,8 +41,8 @@ using Clock = std::chrono::steady_clock;
 constexpr std::size_t kWindowFrames = 4096;
 constexpr std::size_t kSegmentsInFlight = 3;
 
-// Tokens per encoder batch: what fills a GPU (the 3B ESM-2's GEMMs run at full rate from ~16k tokens;
-// activations of 64k tokens take ~4 GB), or a cache-friendly size on the CPU.
+// Tokens per encoder batch: on a GPU the budget the ESM-2 3B benchmark runs with (bench/RESULTS.md);
+// on the CPU a cache-friendly size.
 std::int64_t default_token_budget(engine::Device device) {
   return device.is_cpu() ? 4096 : 65536;
 }

@@ -1,35 +1,12 @@
 #include "pipeline/scheduler.h"
 
 #include <algorithm>
-#include <numeric>
 
 #include "util/env.h"
 #include "util/error.h"
 #include "util/log.h"
 
 namespace vnp::pipeline {
-
-std::vector<std::vector<std::size_t>> pack_first_fit_decreasing(
-    const std::vector<std::vector<std::int32_t>>& ids, std::int64_t budget) {
-  std::vector<std::size_t> order(ids.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return ids[a].size() > ids[b].size(); });
-  std::vector<std::vector<std::size_t>> batches;
-  std::vector<std::int64_t> room;
-  for (std::size_t i : order) {
-    const auto n = static_cast<std::int64_t>(ids[i].size());
-    std::size_t b = 0;
-    while (b < batches.size() && room[b] < n) ++b;
-    if (b == batches.size()) {
-      batches.emplace_back();
-      room.push_back(budget);
-    }
-    batches[b].push_back(i);
-    room[b] -= n;
-  }
-  return batches;
-}
 
 EmbeddingScheduler::EmbeddingScheduler(std::vector<const Encoders*> replicas, std::int64_t token_budget,
                                        bool packing)

@@ -35,11 +35,6 @@ struct WindowWork {
   std::exception_ptr error;
 };
 
-// Frame indices cut into batches of at most `budget` tokens by first-fit decreasing (a sequence longer
-// than the budget forms a batch of its own). Deterministic: depends only on the lengths.
-std::vector<std::vector<std::size_t>> pack_first_fit_decreasing(
-    const std::vector<std::vector<std::int32_t>>& ids, std::int64_t budget);
-
 class EmbeddingScheduler {
  public:
   // One replica per device, already loaded. packing = false puts one sequence in each batch
