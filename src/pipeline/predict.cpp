@@ -338,8 +338,10 @@ void run_predict(const PredictOptions& o) {
   engine::set_num_threads(o.threads);
   const std::vector<engine::Device> devices = resolve_devices(o.device);
   for (const auto& device : devices) resolve_precision(o.precision, device);  // fail before any work
-  if (o.resume && std::find(o.inputs.begin(), o.inputs.end(), "-") != o.inputs.end())
-    throw UsageError("--resume cannot check that standard input is the same as before; give a file");
+  for (const auto& in : o.inputs)
+    if (o.resume && (in == "-" || !fs::is_regular_file(in)))
+      throw UsageError("--resume: " + in.string() +
+                       " is a stream, not a file: it cannot be checked or read again");
   const std::uint64_t window_frames = segment_frames();
   const std::string fingerprint = run_fingerprint(o, window_frames);
   const RunState state(o, fingerprint);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 
 #include "io/sequence_reader.h"
 #include "util/log.h"
@@ -29,8 +30,11 @@ Progress::Progress(std::vector<std::string> inputs, double records_share, bool t
       start_(Clock::now()),
       last_log_(start_),
       initial_(initial) {
-  const bool counted = std::find(inputs.begin(), inputs.end(), "-") == inputs.end();
-  if (!counted) return;
+  // Only regular files can be read twice (not stdin, a pipe or a process substitution).
+  const bool countable = std::all_of(inputs.begin(), inputs.end(), [](const std::string& in) {
+    return std::filesystem::is_regular_file(in);
+  });
+  if (!countable) return;
   counter_ = std::thread([this, inputs = std::move(inputs)] {
     try {
       io::SequenceReader reader(inputs);

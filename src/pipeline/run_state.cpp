@@ -30,7 +30,7 @@ std::string read_text(const fs::path& path) {
 
 // Path, size, mtime and the first and last MiB of an input: catches edits without reading it all.
 std::string input_identity(const fs::path& input) {
-  if (input == "-") return "-";
+  if (input == "-" || !fs::is_regular_file(input)) return input.string();  // a stream: cannot be resumed
   std::error_code ec;
   const auto size = fs::file_size(input, ec);
   if (ec) throw InputError(input.string(), "", "cannot read: " + ec.message());

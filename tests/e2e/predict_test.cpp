@@ -270,3 +270,24 @@ TEST(Predict, OutOfMemoryBatchesAreSplitAndRetried) {
 
 }  // namespace
 }  // namespace vnp
+
+namespace vnp {
+namespace {
+
+// Standard input gives the same results as the file; it cannot be resumed (it cannot be read again).
+TEST(Predict, StandardInputWorksAndIsNotResumable) {
+  test::ScratchDir dir;
+  const std::string input = test::data_path("vanilla/test_with_orfs.fa").string();
+  ASSERT_EQ(predict({input}, dir / "file", {}).exit_code, 0);
+  std::vector<std::string> args = {"predict", "-", "-o", (dir / "stdin").string()};
+  for (const auto& a : model_args()) args.push_back(a);
+  const auto r = test::run_virnucpro(args, input);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(test::read_file(dir / "file/prediction_results.txt"),
+            test::read_file(dir / "stdin/prediction_results.txt"));
+  args.push_back("--resume");
+  EXPECT_EQ(test::run_virnucpro(args, input).exit_code, 2);
+}
+
+}  // namespace
+}  // namespace vnp
