@@ -6,6 +6,7 @@
 
 #include "cli/command.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 #include "util/log.h"
 #include "util/version.h"
 
@@ -56,6 +57,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
     log::init(global.log_level, global.quiet);
+    install_interrupt_handlers();
     for (auto& [sub, action] : actions)
       if (sub->parsed()) action();
   } catch (const CLI::ParseError& e) {

@@ -29,6 +29,7 @@
 #include "util/env.h"
 #include "util/error.h"
 #include "util/float_format.h"
+#include "util/interrupt.h"
 #include "util/log.h"
 
 namespace vnp::pipeline {
@@ -269,10 +270,13 @@ std::uint64_t segment_frames() {
 }
 
 // VIRNUCPRO_TEST_KILL_AT=K kills the process with SIGKILL right after segment K is journaled; "Kb" right
-// before (its results written but not journaled). For the resume tests only.
+// before (its results written but not journaled); "Ki" sends it SIGINT after. For the resume tests only.
 void maybe_kill_for_test(std::uint64_t segment, bool journaled) {
   static const auto at = env::get("VIRNUCPRO_TEST_KILL_AT");
-  if (at && std::to_string(segment) + (journaled ? "" : "b") == *at) std::raise(SIGKILL);
+  if (!at) return;
+  const std::string point = std::to_string(segment);
+  if (*at == point + (journaled ? "" : "b")) std::raise(SIGKILL);
+  if (journaled && *at == point + "i") std::raise(SIGINT);
 }
 
 // Warns once per input ID seen before (SPEC §2: duplicates are scored apart and keep their ID).
@@ -377,6 +381,7 @@ void run_predict(const PredictOptions& o) {
     finish_segment(segment, models, results, info.counters, journal, state);
     in_flight.pop_front();
     progress.update(info.counters);
+    check_interrupted();
   };
   io::SequenceReader reader(inputs);
   auto submit_segment = [&] {
@@ -395,6 +400,7 @@ void run_predict(const PredictOptions& o) {
   seq::FrameSplitter splitter(static_cast<std::size_t>(o.chunk_size));
   seq::RecordFrames split;
   while (reader.next(record)) {
+    check_interrupted();
     const bool mine = !o.shard || record.index % static_cast<std::uint64_t>(o.shard->count) ==
                                       static_cast<std::uint64_t>(o.shard->index);
     if (!mine) continue;

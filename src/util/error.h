@@ -13,7 +13,8 @@ enum class ExitCode : int {
   kModel = 3,
   kDevice = 4,
   kResume = 5,
-  kInterrupted = 130,
+  kInterrupted = 130,  // SIGINT
+  kTerminated = 143,   // SIGTERM
 };
 
 class Error : public std::runtime_error {
@@ -58,6 +59,12 @@ class OutOfMemoryError : public DeviceError {
 class ResumeError : public Error {
  public:
   explicit ResumeError(std::string message) : Error(ExitCode::kResume, std::move(message)) {}
+};
+
+// The run was stopped by SIGINT or SIGTERM (util/interrupt.h); its resume journal is kept.
+class InterruptedError : public Error {
+ public:
+  InterruptedError(ExitCode code, std::string message) : Error(code, std::move(message)) {}
 };
 
 }  // namespace vnp

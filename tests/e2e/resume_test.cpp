@@ -69,6 +69,20 @@ TEST_F(Resume, KilledAtAnyPointResumesToIdenticalFiles) {
   }
 }
 
+// Ctrl-C: exit 130, no result file under its final name, no temporary file left; --resume finishes.
+TEST_F(Resume, InterruptedBySigintResumes) {
+  test::ScratchDir dir;
+  const fs::path input = test::data_path("preprocess/coding.fa");
+  ASSERT_EQ(predict(input, dir / "whole").exit_code, 0);
+  const auto r = predict(input, dir / "out", {}, "2i");
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+  EXPECT_NE(r.err.find("interrupted (SIGINT); continue with --resume"), std::string::npos) << r.err;
+  for (const auto& entry : fs::directory_iterator(dir / "out"))
+    EXPECT_EQ(entry.path().filename(), ".virnucpro-run") << "left behind: " << entry.path();
+  ASSERT_EQ(predict(input, dir / "out", {"--resume"}).exit_code, 0);
+  expect_same_files(dir / "whole", dir / "out");
+}
+
 TEST_F(Resume, SurvivesTwoInterruptions) {
   test::ScratchDir dir;
   const fs::path input = test::data_path("preprocess/messy.fa");
