@@ -1,7 +1,6 @@
 // `virnucpro predict` end to end with the tiny fixture models, against the original tool's outputs
 // (golden/e2e: the whole original pipeline with the same models, encoders in float64).
 #include <gtest/gtest.h>
-#include <hdf5.h>
 #include <stdlib.h>
 
 #include <cmath>
@@ -35,32 +34,16 @@ test::RunResult predict(const std::vector<std::string>& inputs, const fs::path& 
   return test::run_virnucpro(args);
 }
 
-// Rows of a float32 [n, width] dataset and the ids, from embeddings.h5.
-std::map<std::string, std::vector<float>> read_features(const fs::path& h5, int dnabert_width,
-                                                        int esm_width) {
-  hid_t file = H5Fopen(h5.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  EXPECT_GE(file, 0) << h5;
-  hid_t ids_set = H5Dopen2(file, "ids", H5P_DEFAULT);
-  hid_t space = H5Dget_space(ids_set);
-  hsize_t n = 0;
-  H5Sget_simple_extent_dims(space, &n, nullptr);
-  std::vector<char*> names(n);
-  hid_t str = H5Tcopy(H5T_C_S1);
-  H5Tset_size(str, H5T_VARIABLE);
-  H5Tset_cset(str, H5T_CSET_UTF8);
-  H5Dread(ids_set, str, H5S_ALL, H5S_ALL, H5P_DEFAULT, names.data());
-  std::vector<float> dna(n * dnabert_width), esm(n * esm_width);
-  hid_t d = H5Dopen2(file, "dnabert", H5P_DEFAULT), e = H5Dopen2(file, "esm", H5P_DEFAULT);
-  H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dna.data());
-  H5Dread(e, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, esm.data());
+// Each frame's joined features [DNABERT-S | ESM-2] from embeddings.h5, by frame id.
+std::map<std::string, std::vector<float>> read_features(const fs::path& h5) {
+  const test::EmbeddingsFile e = test::read_embeddings_h5(h5);
   std::map<std::string, std::vector<float>> out;
-  for (hsize_t i = 0; i < n; ++i) {
-    std::vector<float> row(dna.begin() + i * dnabert_width, dna.begin() + (i + 1) * dnabert_width);
-    row.insert(row.end(), esm.begin() + i * esm_width, esm.begin() + (i + 1) * esm_width);
-    out[names[i]] = row;
-    std::free(names[i]);
+  for (std::size_t i = 0; i < e.ids.size(); ++i) {
+    std::vector<float> row(e.dnabert.begin() + i * e.dnabert_width,
+                           e.dnabert.begin() + (i + 1) * e.dnabert_width);
+    row.insert(row.end(), e.esm.begin() + i * e.esm_width, e.esm.begin() + (i + 1) * e.esm_width);
+    out[e.ids[i]] = row;
   }
-  H5Dclose(d), H5Dclose(e), H5Tclose(str), H5Sclose(space), H5Dclose(ids_set), H5Fclose(file);
   return out;
 }
 
@@ -109,7 +92,7 @@ TEST_P(GoldenE2E, MatchesTheOriginal) {
     EXPECT_EQ(calls[i][1], want_calls[i][1]) << want_calls[i][0];
   }
   // The saved embeddings against the original's joined features (DNABERT first): relative L2 1e-5 each.
-  const auto features = read_features(dir / "out/embeddings.h5", 96, 64);
+  const auto features = read_features(dir / "out/embeddings.h5");
   const Table want_features = test::read_tsv(golden / "features.tsv");
   std::set<std::string> frame_ids;  // duplicate input IDs give frames that share an ID
   for (std::size_t i = 1; i < want.size(); ++i) frame_ids.insert(want[i][0]);

@@ -2,7 +2,6 @@
 // and once split into N shards, the way predict writes them (SPEC §4, §7), and merging the shards
 // must give the single run's files byte for byte. Then each way shards can fail to fit together.
 #include <gtest/gtest.h>
-#include <hdf5.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -240,45 +239,14 @@ TEST(Merge, OneShardAndAnEmptyInput) {
   expect_same_result_files(dir / "empty_single", dir / "empty_merged");
 }
 
-// Every row and value of embeddings.h5, in file order.
-struct H5Content {
-  std::vector<std::string> ids;
-  std::vector<float> dnabert, esm;
-};
-
-H5Content read_h5(const fs::path& path) {
-  H5Content c;
-  hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  EXPECT_GE(file, 0) << path;
-  hid_t ids = H5Dopen2(file, "ids", H5P_DEFAULT);
-  hid_t space = H5Dget_space(ids);
-  hsize_t n = 0;
-  H5Sget_simple_extent_dims(space, &n, nullptr);
-  std::vector<char*> names(n);
-  hid_t str = H5Tcopy(H5T_C_S1);
-  H5Tset_size(str, H5T_VARIABLE);
-  H5Tset_cset(str, H5T_CSET_UTF8);
-  if (n) H5Dread(ids, str, H5S_ALL, H5S_ALL, H5P_DEFAULT, names.data());
-  for (char* name : names) c.ids.emplace_back(name), H5free_memory(name);
-  for (auto [name, out, width] :
-       {std::tuple{"dnabert", &c.dnabert, kDnabertWidth}, {"esm", &c.esm, kEsmWidth}}) {
-    hid_t set = H5Dopen2(file, name, H5P_DEFAULT);
-    out->resize(n * static_cast<hsize_t>(width));
-    if (n) H5Dread(set, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out->data());
-    H5Dclose(set);
-  }
-  H5Tclose(str), H5Sclose(space), H5Dclose(ids), H5Fclose(file);
-  return c;
-}
-
 TEST(Merge, EmbeddingsAreInterleavedBackIntoFrameOrder) {
   test::ScratchDir dir;
   const auto records = sample_records();
   write_output(dir / "single", records, std::nullopt, true);
   merge(write_shards(dir.path(), records, 3, true), dir / "merged");
   expect_same_result_files(dir / "single", dir / "merged");
-  const H5Content single = read_h5(dir / "single/embeddings.h5"),
-                  merged = read_h5(dir / "merged/embeddings.h5");
+  const test::EmbeddingsFile single = test::read_embeddings_h5(dir / "single/embeddings.h5"),
+                             merged = test::read_embeddings_h5(dir / "merged/embeddings.h5");
   ASSERT_EQ(merged.ids.size(), 14u);
   EXPECT_EQ(merged.ids, single.ids);
   EXPECT_EQ(merged.dnabert, single.dnabert);  // exact: rows are copied, not recomputed

@@ -1,7 +1,6 @@
 // The real pipeline: `predict --shard i/3` three times, then `merge`, against one unsharded `predict`
 // (demo models, CPU fp32, two inputs read as one stream).
 #include <gtest/gtest.h>
-#include <hdf5.h>
 
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -13,40 +12,6 @@ namespace vnp {
 namespace {
 
 namespace fs = std::filesystem;
-
-// embeddings.h5: the ids, and each matrix as [rows, width] floats.
-struct Embeddings {
-  std::vector<std::string> ids;
-  std::vector<std::pair<std::size_t, std::vector<float>>> matrices;  // width, values: dnabert, esm
-};
-
-Embeddings read_embeddings(const fs::path& path) {
-  Embeddings e;
-  hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  EXPECT_GE(file, 0) << path;
-  if (file < 0) return e;
-  hid_t set = H5Dopen2(file, "ids", H5P_DEFAULT), space = H5Dget_space(set);
-  hsize_t n = 0;
-  H5Sget_simple_extent_dims(space, &n, nullptr);
-  std::vector<char*> names(n);
-  hid_t str = H5Tcopy(H5T_C_S1);
-  H5Tset_size(str, H5T_VARIABLE);
-  H5Tset_cset(str, H5T_CSET_UTF8);
-  if (n) H5Dread(set, str, H5S_ALL, H5S_ALL, H5P_DEFAULT, names.data());
-  for (char* name : names) e.ids.emplace_back(name), H5free_memory(name);
-  H5Tclose(str), H5Sclose(space), H5Dclose(set);
-  for (const char* matrix : {"dnabert", "esm"}) {
-    hid_t m = H5Dopen2(file, matrix, H5P_DEFAULT), s = H5Dget_space(m);
-    hsize_t dims[2] = {0, 0};
-    H5Sget_simple_extent_dims(s, dims, nullptr);
-    std::vector<float> v(dims[0] * dims[1]);
-    if (!v.empty()) H5Dread(m, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
-    e.matrices.emplace_back(dims[1], std::move(v));
-    H5Sclose(s), H5Dclose(m);
-  }
-  H5Fclose(file);
-  return e;
-}
 
 // Runs predict once unsharded (into dir/single) and as 3 shards merged (into dir/merged).
 void run_single_and_sharded(const fs::path& dir, const std::vector<std::string>& options) {
@@ -71,14 +36,18 @@ void run_single_and_sharded(const fs::path& dir, const std::vector<std::string>&
 
 // Per embedding row, relative L2 distance of the merged run from the single run.
 void expect_embeddings_within(const fs::path& dir, double tolerance) {
-  const Embeddings single = read_embeddings(dir / "single/embeddings.h5");
-  const Embeddings merged = read_embeddings(dir / "merged/embeddings.h5");
+  const test::EmbeddingsFile single = test::read_embeddings_h5(dir / "single/embeddings.h5");
+  const test::EmbeddingsFile merged = test::read_embeddings_h5(dir / "merged/embeddings.h5");
   ASSERT_FALSE(single.ids.empty());
   EXPECT_EQ(merged.ids, single.ids);
-  ASSERT_EQ(merged.matrices.size(), single.matrices.size());
-  for (std::size_t m = 0; m < single.matrices.size(); ++m) {
-    const auto& [width, a] = single.matrices[m];
-    const auto& b = merged.matrices[m].second;
+  const std::pair<std::size_t, const std::vector<float>*> matrices[][2] = {
+      {{single.dnabert_width, &single.dnabert}, {merged.dnabert_width, &merged.dnabert}},
+      {{single.esm_width, &single.esm}, {merged.esm_width, &merged.esm}}};
+  for (std::size_t m = 0; m < 2; ++m) {
+    const auto& [width, single_values] = matrices[m][0];
+    const auto& a = *single_values;
+    const auto& b = *matrices[m][1].second;
+    ASSERT_EQ(width, matrices[m][1].first);
     ASSERT_EQ(a.size(), b.size());
     for (std::size_t row = 0; row < single.ids.size(); ++row) {
       double diff = 0, norm = 0;
@@ -107,7 +76,6 @@ TEST(ShardedPredict, MergedShardsEqualASingleRunByteForByte) {
     EXPECT_EQ(merged_run.at("counts").at(count), single_run.at("counts").at(count)) << count;
   EXPECT_EQ(merged_run.at("merged_from").size(), 3u);
 }
-
 
 // The same with small batches (64 tokens: every frame alone or nearly so).
 TEST(ShardedPredict, MergedShardsEqualASingleRunWithSmallBatches) {

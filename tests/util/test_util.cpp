@@ -1,6 +1,7 @@
 #include "test_util.h"
 
 #include <gtest/gtest.h>
+#include <hdf5.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,6 +40,42 @@ std::vector<std::vector<std::string>> read_tsv(const fs::path& path) {
     for (std::string f; std::getline(fields, f, '\t');) rows.back().push_back(f);
   }
   return rows;
+}
+
+namespace {
+
+// A float32 [rows, width] dataset: its values into `out`, returns the width.
+std::size_t read_matrix(hid_t file, const char* name, std::vector<float>& out) {
+  hid_t set = H5Dopen2(file, name, H5P_DEFAULT), space = H5Dget_space(set);
+  hsize_t dims[2] = {0, 0};
+  H5Sget_simple_extent_dims(space, dims, nullptr);
+  out.resize(dims[0] * dims[1]);
+  if (!out.empty()) H5Dread(set, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data());
+  H5Sclose(space), H5Dclose(set);
+  return dims[1];
+}
+
+}  // namespace
+
+EmbeddingsFile read_embeddings_h5(const fs::path& path) {
+  EmbeddingsFile e;
+  hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  EXPECT_GE(file, 0) << path;
+  if (file < 0) return e;
+  hid_t set = H5Dopen2(file, "ids", H5P_DEFAULT), space = H5Dget_space(set);
+  hsize_t n = 0;
+  H5Sget_simple_extent_dims(space, &n, nullptr);
+  std::vector<char*> names(n);
+  hid_t str = H5Tcopy(H5T_C_S1);
+  H5Tset_size(str, H5T_VARIABLE);
+  H5Tset_cset(str, H5T_CSET_UTF8);
+  if (n) H5Dread(set, str, H5S_ALL, H5S_ALL, H5P_DEFAULT, names.data());
+  for (char* name : names) e.ids.emplace_back(name), H5free_memory(name);
+  H5Tclose(str), H5Sclose(space), H5Dclose(set);
+  e.dnabert_width = read_matrix(file, "dnabert", e.dnabert);
+  e.esm_width = read_matrix(file, "esm", e.esm);
+  H5Fclose(file);
+  return e;
 }
 
 ScratchDir::ScratchDir() {

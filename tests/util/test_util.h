@@ -30,6 +30,15 @@ class ScratchDir {
   std::filesystem::path path_;
 };
 
+// embeddings.h5 as predict writes it: the ids and the float32 matrices `dnabert` and `esm`
+// (row-major, file order, widths from the datasets).
+struct EmbeddingsFile {
+  std::vector<std::string> ids;
+  std::size_t dnabert_width = 0, esm_width = 0;
+  std::vector<float> dnabert, esm;
+};
+EmbeddingsFile read_embeddings_h5(const std::filesystem::path& path);
+
 struct RunResult {
   int exit_code = -1;
   std::string out;  // stdout
