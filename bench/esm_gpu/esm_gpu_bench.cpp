@@ -8,7 +8,7 @@
 // with reference.json: Hugging Face fp32 means of a few proteins). Reported, per protein length:
 // tokens/s (every token of the forward pass, BOS and EOS included: length + 2 per protein), proteins/s,
 // MFU = real FLOPs (reference/models.md §6, no padding, no LM head) / time / dense peak of the
-// precision, the baseline's tokens/s and the ratio. Then the accuracy of fp32/fp16/bf16 vs the
+// precision, the baseline's tokens/s and the ratio. Then the accuracy of fp32/fp16/bf16/fp8 vs the
 // reference, the cuBLASLt ceiling on the model's own GEMM shapes, and (--profile) GPU time per op.
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -41,6 +41,7 @@ namespace cuda = vnp::engine::cuda;
 
 constexpr double kPeakDenseHalf = 989e12;  // H100/H200 SXM bf16/fp16 dense tensor peak (spec sheet)
 constexpr double kPeakFp32 = 67e12;
+constexpr double kPeakDenseFp8 = 1979e12;  // H100/H200 SXM fp8 dense tensor peak (spec sheet)
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -165,7 +166,7 @@ void accuracy_report(const Esm2& fp32, const fs::path& reference_json) {
   std::printf("\naccuracy vs Hugging Face fp32 (%s, %zu proteins of 1..1022 aa, one packed batch):\n",
               ref.value("dtype", "?").c_str(), tokens.size());
   std::printf("  %-12s %12s %14s\n", "precision", "min cosine", "max rel L2");
-  for (DType dt : {DType::kF32, DType::kF16, DType::kBF16}) {
+  for (DType dt : {DType::kF32, DType::kF16, DType::kBF16, DType::kF8E4M3}) {
     for (bool v1 : {false, true}) {
       Esm2 model = fp32;  // shares the fp32 weights; set_compute_dtype makes converted copies
       model.set_compute_dtype(dt);
@@ -190,11 +191,13 @@ void gemm_ceiling(const vnp::models::Esm2Config& c, std::int64_t rows, DType dt)
     for (auto& x : v) x = dist(rng);
     return ops::cast(Tensor::from_floats(v, {r, k}).to(Device::cuda(0)), dt);
   };
+  const DType bias_dt = dt == DType::kF8E4M3 ? DType::kF16 : dt;  // f8 products write the bias's dtype
   double total_flops = 0, total_s = 0;
   for (auto [out, in, name, per_layer] :
        {std::tuple{d, d, "q/k/v/out [D->D]", 4}, std::tuple{f, d, "fc1 [D->4D]", 1},
         std::tuple{d, f, "fc2 [4D->D]", 1}}) {
-    Tensor x = random(rows, in), w = random(out, in), b = random(1, out).reshape({out});
+    Tensor x = random(rows, in), w = random(out, in);
+    Tensor b = ops::cast(Tensor::zeros({out}, DType::kF32, Device::cuda(0)), bias_dt);
     for (int i = 0; i < 3; ++i) ops::linear(x, w, b);
     cuda::synchronize(0);
     const int reps = 20;
@@ -241,14 +244,16 @@ DType parse_precision(const std::string& p) {
   if (p == "fp32") return DType::kF32;
   if (p == "fp16") return DType::kF16;
   if (p == "bf16") return DType::kBF16;
-  throw CLI::ValidationError("--precision", "fp32, fp16 or bf16");
+  if (p == "fp8") return DType::kF8E4M3;
+  throw CLI::ValidationError("--precision", "fp32, fp16, bf16 or fp8");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"ESM-2 GPU benchmark (issue 7)"};
-  std::string model_dir, proteins_dir, precision = "bf16";
+  std::string model_dir, proteins_dir;
+  std::vector<std::string> precisions = {"bf16"};
   std::vector<int> lengths = {166, 100, 50};
   int count = 20000, profile_batches = 4;
   std::int64_t batch_tokens = 65536;
@@ -258,7 +263,9 @@ int main(int argc, char** argv) {
   app.add_option("--lengths", lengths, "protein lengths")->delimiter(',');
   app.add_option("--count", count, "proteins per length");
   app.add_option("--batch-tokens", batch_tokens, "token budget per batch");
-  app.add_option("--precision", precision, "fp32, fp16 or bf16");
+  app.add_option("--precision", precisions,
+                 "fp32, fp16, bf16 or fp8; several, comma-separated, share one load")
+      ->delimiter(',');
   app.add_flag("--write-proteins", write_only, "write the protein sets and stop");
   app.add_flag("--profile", do_profile, "GPU time per op");
   app.add_option("--profile-batches", profile_batches);
@@ -272,7 +279,7 @@ int main(int argc, char** argv) {
       std::printf("wrote %d proteins of each length to %s\n", count, proteins_dir.c_str());
       return 0;
     }
-    const DType dt = parse_precision(precision);
+    for (const auto& p : precisions) parse_precision(p);  // a bad name fails before the model loads
     auto t0 = Clock::now();
     Esm2 fp32 = Esm2::load(model_dir, Device::cuda(0));
     cuda::synchronize(0);
@@ -280,30 +287,36 @@ int main(int argc, char** argv) {
                 fp32.config().describe().c_str(), seconds_since(t0));
     if (!skip_accuracy) accuracy_report(fp32, fs::path(model_dir) / "reference.json");
 
-    Esm2 model = fp32;
-    model.set_compute_dtype(dt);
-    const double peak = dt == DType::kF32 ? kPeakFp32 : kPeakDenseHalf;
-    std::printf("\nthroughput, %s, token budget %lld per batch, %d proteins per length:\n", precision.c_str(),
-                static_cast<long long>(batch_tokens), count);
-    std::printf("  %6s %8s %12s %11s %7s %14s %8s\n", "length", "batches", "tokens/s", "proteins/s", "MFU",
-                "HF tokens/s", "ratio");
-    std::vector<PackedBatch> first_batches;
-    for (int l : lengths) {
-      const auto proteins = read_proteins(fasta_path(proteins_dir, l));
-      auto batches = make_batches(proteins, batch_tokens);
-      const Throughput t = run_all(model, batches);
-      double hf = 0;
-      std::ifstream hf_in(fs::path(proteins_dir) / ("hf_" + std::to_string(l) + ".json"));
-      if (hf_in) hf = nlohmann::json::parse(hf_in).value("tokens_per_s", 0.0);
-      const double tps = t.tokens / t.seconds;
-      std::printf("  %6d %8zu %12.0f %11.0f %6.1f%% %14.0f %8s\n", l, batches.size(), tps,
-                  t.proteins / t.seconds, 100.0 * t.flops / t.seconds / peak, hf,
-                  hf > 0 ? (std::to_string(tps / hf).substr(0, 5) + "x").c_str() : "-");
-      std::fflush(stdout);
-      if (first_batches.empty()) first_batches = std::move(batches);
+    for (const std::string& precision : precisions) {
+      const DType dt = parse_precision(precision);
+      Esm2 model = fp32;  // shares the fp32 weights; set_compute_dtype makes converted copies
+      model.set_compute_dtype(dt);
+      // MFU against the peak of the precision the products run in.
+      const double peak = dt == DType::kF32      ? kPeakFp32
+                          : dt == DType::kF8E4M3 ? kPeakDenseFp8
+                                                 : kPeakDenseHalf;
+      std::printf("\nthroughput, %s, token budget %lld per batch, %d proteins per length:\n",
+                  precision.c_str(), static_cast<long long>(batch_tokens), count);
+      std::printf("  %6s %8s %12s %11s %7s %14s %8s\n", "length", "batches", "tokens/s", "proteins/s", "MFU",
+                  "HF tokens/s", "ratio");
+      std::vector<PackedBatch> first_batches;
+      for (int l : lengths) {
+        const auto proteins = read_proteins(fasta_path(proteins_dir, l));
+        auto batches = make_batches(proteins, batch_tokens);
+        const Throughput t = run_all(model, batches);
+        double hf = 0;
+        std::ifstream hf_in(fs::path(proteins_dir) / ("hf_" + std::to_string(l) + ".json"));
+        if (hf_in) hf = nlohmann::json::parse(hf_in).value("tokens_per_s", 0.0);
+        const double tps = t.tokens / t.seconds;
+        std::printf("  %6d %8zu %12.0f %11.0f %6.1f%% %14.0f %8s\n", l, batches.size(), tps,
+                    t.proteins / t.seconds, 100.0 * t.flops / t.seconds / peak, hf,
+                    hf > 0 ? (std::to_string(tps / hf).substr(0, 5) + "x").c_str() : "-");
+        std::fflush(stdout);
+        if (first_batches.empty()) first_batches = std::move(batches);
+      }
+      gemm_ceiling(model.config(), batch_tokens, dt);
+      if (do_profile) profile(model, first_batches, profile_batches);
     }
-    gemm_ceiling(model.config(), batch_tokens, dt);
-    if (do_profile) profile(model, first_batches, profile_batches);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_esm_gpu: %s\n", e.what());
     return 1;

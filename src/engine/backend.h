@@ -4,6 +4,7 @@
 // Arguments reaching a backend are already validated (dtypes, shapes, same device); outputs are
 // allocated by the backend itself (e.g. from an arena on a GPU).
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -24,10 +25,18 @@ class Backend {
   // Copies between this device and the host, or within this device.
   virtual void copy(void* dst, Device dst_device, const void* src, Device src_device, std::size_t bytes) = 0;
 
+  // Device memory free for new tensors (memory cached by this backend counts as free) and in all, for
+  // sizing batches; {0, 0} = unknown (the CPU backend, which sizes its batches for the cache instead).
+  struct MemoryInfo {
+    std::uint64_t free_bytes = 0, total_bytes = 0;
+  };
+  virtual MemoryInfo memory_info() = 0;
+
   virtual Tensor embedding(const Tensor& table, const Tensor& ids) = 0;
   virtual Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, bool fuse_gelu) = 0;
   virtual void linear_accumulate(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias) = 0;
-  virtual Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) = 0;
+  virtual Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
+                            DType out_dtype) = 0;
   virtual Tensor gelu(const Tensor& x) = 0;
   virtual Tensor gated_gelu(const Tensor& x) = 0;
   virtual void add(Tensor& a, const Tensor& b) = 0;

@@ -25,6 +25,7 @@ PackedBatch PackedBatch::pack(const std::vector<std::vector<std::int32_t>>& sequ
   auto n_bounds = static_cast<std::int64_t>(b.host_cu_seqlens.size());
   b.tokens = Tensor::from_ints(tokens, {n_tokens}).to(device);
   b.cu_seqlens = Tensor::from_ints(b.host_cu_seqlens, {n_bounds}).to(device);
+  b.host_tokens = std::move(tokens);
   return b;
 }
 
@@ -69,7 +70,30 @@ void require_same_device(const Tensor& a, const Tensor& b, const char* op) {
           "tensors on different devices: " + a.describe() + " and " + b.describe());
 }
 
+// An f8 tensor as the ops take it: 2-D, on a GPU, with its per-row scales.
+bool is_scaled_f8(const Tensor& t) {
+  return t.defined() && t.dtype() == DType::kF8E4M3 && t.ndim() == 2 && !t.device().is_cpu() &&
+         t.row_scale().defined();
+}
+
+// f8 products: weight f8 with row scales; x f8 with row scales or f16/bf16; bias f16/bf16 or none.
+void check_linear_f8(const Tensor& x, const Tensor& weight, const Tensor& bias, const char* op) {
+  require(is_scaled_f8(weight), op, "an f8 weight needs per-row scales on a GPU, got " + weight.describe());
+  require(is_scaled_f8(x) || (x.defined() && x.ndim() == 2 && !x.device().is_cpu() &&
+                              (x.dtype() == DType::kF16 || x.dtype() == DType::kBF16)),
+          op, "x must be f8 with row scales or f16/bf16 for an f8 weight, got " + x.describe());
+  require(x.dim(1) == weight.dim(1), op, "x " + x.describe() + " does not match weight " + weight.describe());
+  if (bias.defined()) {
+    require(bias.dtype() == DType::kF16 || bias.dtype() == DType::kBF16, op,
+            "the bias of an f8 product must be f16/bf16, got " + bias.describe());
+    require_vector(bias, weight.dim(0), bias.dtype(), op, "bias");
+  }
+  require_same_device(x, weight, op);
+  require_same_device(x, bias, op);
+}
+
 void check_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const char* op) {
+  if (weight.defined() && weight.dtype() == DType::kF8E4M3) return check_linear_f8(x, weight, bias, op);
   require_f32_2d(x, op, "x");
   require_f32_2d(weight, op, "weight");
   require(x.dim(1) == weight.dim(1) && x.dtype() == weight.dtype(), op,
@@ -121,6 +145,9 @@ Tensor linear_gelu(const Tensor& x, const Tensor& weight, const Tensor& bias) {
 void linear_accumulate_(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias) {
   check_linear(x, weight, bias, "linear_accumulate_");
   require_f32_2d(out, "linear_accumulate_", "out");
+  require(weight.dtype() != DType::kF8E4M3 || !bias.defined() || bias.dtype() == out.dtype(),
+          "linear_accumulate_",
+          "out " + out.describe() + " and bias " + bias.describe() + " differ in dtype");
   require(out.dim(0) == x.dim(0) && out.dim(1) == weight.dim(0), "linear_accumulate_",
           "out " + out.describe() + " does not match x " + x.describe() + " and weight " + weight.describe());
   require_same_device(x, out, "linear_accumulate_");
@@ -128,13 +155,19 @@ void linear_accumulate_(Tensor& out, const Tensor& x, const Tensor& weight, cons
 }
 
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
+  return layer_norm(x, gamma, beta, eps, x.dtype());
+}
+
+Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps, DType out_dtype) {
   require_f32_2d(x, "layer_norm", "x");
+  require(out_dtype == x.dtype() || (out_dtype == DType::kF8E4M3 && !x.device().is_cpu()), "layer_norm",
+          std::string("cannot write ") + dtype_name(out_dtype) + " from " + x.describe());
   require_vector(gamma, x.dim(1), DType::kF32, "layer_norm", "gamma");
   require_vector(beta, x.dim(1), DType::kF32, "layer_norm", "beta");
   require_same_device(x, gamma, "layer_norm");
   require_same_device(x, beta, "layer_norm");
   require(eps >= 0.0f, "layer_norm", "negative eps");
-  return backend_for(x.device()).layer_norm(x, gamma, beta, eps);
+  return backend_for(x.device()).layer_norm(x, gamma, beta, eps, out_dtype);
 }
 
 Tensor gelu(const Tensor& x) {
@@ -208,8 +241,10 @@ Tensor mean_pool_varlen(const Tensor& x, const std::vector<TokenRange>& ranges) 
 
 Tensor cast(const Tensor& x, DType dtype) {
   auto is_float = [](DType d) { return d == DType::kF32 || d == DType::kF16 || d == DType::kBF16; };
-  require(x.defined() && is_float(x.dtype()) && is_float(dtype), "cast",
-          std::string("only f32/f16/bf16 conversions, got ") + x.describe() + " to " + dtype_name(dtype));
+  const bool quantise = dtype == DType::kF8E4M3 && x.ndim() == 2 && !x.device().is_cpu();
+  require(x.defined() && is_float(x.dtype()) && (is_float(dtype) || quantise), "cast",
+          std::string("only f32/f16/bf16 conversions and 2-D quantisation to f8 on a GPU, got ") +
+              x.describe() + " to " + dtype_name(dtype));
   return backend_for(x.device()).cast(x, dtype);
 }
 

@@ -23,6 +23,7 @@ struct PackedBatch {
   Tensor tokens;                              // [total_tokens] i32, on the batch's device
   Tensor cu_seqlens;                          // [n+1] i32, same device as tokens
   std::vector<std::int32_t> host_cu_seqlens;  // the same values, always on the host
+  std::vector<std::int32_t> host_tokens;      // the token ids on the host (pack() keeps them; may be empty)
   std::int32_t max_seqlen = 0;
 
   // Packs token-id sequences (each non-empty) into one batch on `device`.
@@ -58,15 +59,22 @@ namespace ops {
 Tensor embedding(const Tensor& table, const Tensor& ids);
 
 // x·Wᵀ + b: x [N, in], weight [out, in], bias [out] or undefined -> [N, out]. GEMM via BLAS.
+//
+// fp8 (GPU only): a weight of dtype f8_e4m3 carries one scale per output row (ops::cast to f8); x is
+// then f8 with per-row scales too, or f16/bf16 and quantised per row on the way in. The product
+// accumulates in fp32 and writes the bias's dtype (f16 without a bias).
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
-// gelu(x·Wᵀ + b), the GELU fused into the GEMM epilogue where the backend can.
+// gelu(x·Wᵀ + b), the GELU fused into the GEMM epilogue where the backend can. With an f8 weight the
+// result is f8 with per-row scales: in a transformer it only ever feeds the next f8 product.
 Tensor linear_gelu(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
 // out += x·Wᵀ + b (residual add fused into the GEMM): out [N, out].
 void linear_accumulate_(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias = {});
 
 // Layer norm over the last dimension (biased variance, statistics in fp32 or wider):
-// x [N, D], gamma and beta [D] -> [N, D].
+// x [N, D], gamma and beta [D] -> [N, D], of dtype out_dtype (default x's). out_dtype f8_e4m3 (GPU)
+// quantises each normalised row straight from fp32, with its own scale, for the next f8 product.
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps);
+Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps, DType out_dtype);
 
 // Exact GELU, x·0.5·(1 + erf(x/√2)) (not the tanh approximation).
 Tensor gelu(const Tensor& x);
@@ -100,7 +108,9 @@ Tensor attention_padded(const Tensor& q, const Tensor& k, const Tensor& v, const
 // An empty range is an error.
 Tensor mean_pool_varlen(const Tensor& x, const std::vector<TokenRange>& ranges);
 
-// Element type conversion (f32 <-> f16/bf16), on the tensor's device.
+// Element type conversion (f32 <-> f16/bf16), on the tensor's device. Casting a 2-D tensor to f8_e4m3
+// (GPU) quantises each row with its own scale: scale = max|row| / 448 (1 for an all-zero row),
+// element = e4m3(x · 448 / max|row|), rounded to nearest even (the tensor's row_scale()).
 Tensor cast(const Tensor& x, DType dtype);
 
 }  // namespace ops

@@ -1,7 +1,9 @@
 #include "engine/tensor.h"
 
 #include <bit>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 
 #include "engine/backend.h"
@@ -122,7 +124,7 @@ std::int64_t Tensor::dim(int i) const {
 
 Tensor Tensor::reshape(Shape shape) const {
   check_shape(shape);
-  if (shape_numel(shape) != numel())
+  if (shape_numel(shape) != numel() || (row_scale_ && (shape.empty() || shape[0] != shape_[0])))
     throw std::invalid_argument("cannot reshape " + describe() + " to " + shape_str(shape));
   Tensor t = *this;
   t.shape_ = std::move(shape);
@@ -137,6 +139,21 @@ Tensor Tensor::rows(std::int64_t begin, std::int64_t end) const {
   Tensor t = *this;
   t.shape_[0] = end - begin;
   t.data_ = static_cast<char*>(data_) + static_cast<std::size_t>(begin * row_elems) * dtype_size(dtype_);
+  if (row_scale_) t.row_scale_ = std::make_shared<const Tensor>(row_scale_->rows(begin, end));
+  return t;
+}
+
+const Tensor& Tensor::row_scale() const {
+  static const Tensor none;
+  return row_scale_ ? *row_scale_ : none;
+}
+
+Tensor Tensor::with_row_scale(Tensor scale) const {
+  if (ndim() < 1 || scale.dtype() != DType::kF32 || scale.ndim() != 1 || scale.dim(0) != shape_[0] ||
+      !(scale.device() == device_))
+    throw std::invalid_argument("row scales " + scale.describe() + " do not fit " + describe());
+  Tensor t = *this;
+  t.row_scale_ = std::make_shared<const Tensor>(std::move(scale));
   return t;
 }
 
@@ -146,6 +163,7 @@ Tensor Tensor::to(Device device) const {
   // The non-host side does the copy (a host-to-host copy goes through the CPU backend).
   Backend& b = backend_for(device.is_cpu() ? device_ : device);
   b.copy(t.data_, device, data_, device_, nbytes());
+  if (row_scale_) t.row_scale_ = std::make_shared<const Tensor>(row_scale_->to(device));
   return t;
 }
 
@@ -167,6 +185,14 @@ std::vector<float> Tensor::to_floats() const {
     case DType::kBF16:
       for (std::size_t i = 0; i < out.size(); ++i) out[i] = bf16_to_float(bits[i]);
       break;
+    case DType::kF8E4M3: {
+      const auto* bytes = static_cast<const std::uint8_t*>(host.data_);
+      const std::vector<float> scale =
+          row_scale_ ? row_scale_->to_floats() : std::vector<float>(shape_.empty() ? 1 : shape_[0], 1.0f);
+      const std::size_t row = scale.empty() ? 1 : out.size() / scale.size();
+      for (std::size_t i = 0; i < out.size(); ++i) out[i] = e4m3_to_float(bytes[i]) * scale[i / row];
+      break;
+    }
     default:
       throw_dtype_mismatch(*this, DType::kF32);
   }
@@ -230,6 +256,27 @@ std::uint16_t float_to_bf16(float f) {
   if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((x >> 16) | 0x40u);  // quiet nan
   x += 0x7fffu + ((x >> 16) & 1u);
   return static_cast<std::uint16_t>(x >> 16);
+}
+
+float e4m3_to_float(std::uint8_t b) {
+  const float sign = (b & 0x80u) ? -1.0f : 1.0f;
+  const int exponent = (b >> 3) & 0xf, mantissa = b & 0x7;
+  if (exponent == 0xf && mantissa == 0x7) return std::numeric_limits<float>::quiet_NaN();
+  if (exponent == 0) return sign * static_cast<float>(mantissa) * 0x1p-9f;  // subnormal: m · 2^-9
+  return sign * std::ldexp(1.0f + static_cast<float>(mantissa) / 8.0f, exponent - 7);
+}
+
+std::uint8_t float_to_e4m3(float f) {
+  if (std::isnan(f)) return 0x7f;
+  const std::uint8_t sign = std::signbit(f) ? 0x80u : 0u;
+  const float a = std::fabs(f);
+  if (a >= 448.0f) return sign | 0x7eu;  // saturate to the largest finite value
+  if (a < 0x1p-6f)                       // subnormal range: units of 2^-9 (8 units = the smallest normal)
+    return sign | static_cast<std::uint8_t>(__builtin_nearbyintf(a * 0x1p9f));
+  // Normal: keep 3 mantissa bits of the fp32 pattern, rounding to nearest even, then rebias 127 -> 7.
+  const std::uint32_t x = std::bit_cast<std::uint32_t>(a);
+  const std::uint32_t rounded = (x + 0x7ffffu + ((x >> 20) & 1u)) >> 20;
+  return sign | static_cast<std::uint8_t>(rounded - (120u << 3));
 }
 
 }  // namespace vnp::engine

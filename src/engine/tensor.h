@@ -76,8 +76,14 @@ class Tensor {
 
   std::string describe() const;  // "f32[2, 64] on cpu"
 
+  // Quantised (f8) tensors carry one f32 scale per row (dimension 0): value = element · scale[row].
+  // Undefined for every other tensor. rows() slices the scales with the data; to() copies them along.
+  const Tensor& row_scale() const;
+  Tensor with_row_scale(Tensor scale) const;
+
  private:
   std::shared_ptr<const void> holder_;  // owns or keeps alive the memory
+  std::shared_ptr<const Tensor> row_scale_;
   void* data_ = nullptr;
   Shape shape_;
   DType dtype_ = DType::kF32;
@@ -113,5 +119,9 @@ float half_to_float(std::uint16_t h);
 std::uint16_t float_to_half(float f);
 float bf16_to_float(std::uint16_t b);
 std::uint16_t float_to_bf16(float f);
+// OCP fp8 e4m3 (bias 7, no infinities, max ±448) <-> float: round to nearest even, saturating to ±448
+// (CUDA's __NV_SATFINITE), NaN -> 0x7f.
+float e4m3_to_float(std::uint8_t b);
+std::uint8_t float_to_e4m3(float f);
 
 }  // namespace vnp::engine

@@ -58,7 +58,7 @@ class Dnabert2 {
 
   // --precision: converts the word embeddings and every linear layer's weight and bias to `dtype`
   // (f32, or f16/bf16 on a GPU) once; activations then flow in that type, layer norms, softmax and
-  // pooling keep fp32 arithmetic, the pooled means are f32.
+  // pooling keep fp32 arithmetic, the pooled means are f32. f8_e4m3 (the ESM-2 fp8 mode) means f16 here.
   void set_compute_dtype(engine::DType dtype);
 
   const Dnabert2Config& config() const { return config_; }

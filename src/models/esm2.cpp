@@ -262,11 +262,23 @@ Esm2 Esm2::from_state_dict(std::shared_ptr<const weights::StateDict> state_dict,
 }
 
 void Esm2::set_compute_dtype(DType dtype) {
-  embed_tokens_ = ops::cast(embed_tokens_, dtype);
-  for (Layer& L : layers_)
-    for (Tensor* t : {&L.q_w, &L.q_b, &L.k_w, &L.k_b, &L.v_w, &L.v_b, &L.out_w, &L.out_b, &L.fc1_w, &L.fc1_b,
-                      &L.fc2_w, &L.fc2_b})
-      *t = ops::cast(*t, dtype);
+  if (dtype == DType::kF32) return;
+  const bool f8 = dtype == DType::kF8E4M3;
+  const DType activations = f8 ? DType::kF16 : dtype;
+  const float q_scale = 1.0f / std::sqrt(static_cast<float>(config_.head_dim()));
+  const bool fold = !q_scale_folded_ && std::exp2(std::round(std::log2(q_scale))) == q_scale;
+  embed_tokens_ = ops::cast(embed_tokens_, activations);
+  for (Layer& L : layers_) {
+    if (fold) {  // scaling by a power of two is exact: (x·W + b)·s == x·(W·s) + b·s
+      L.q_w = ops::cast(L.q_w, DType::kF32), L.q_b = ops::cast(L.q_b, DType::kF32);
+      ops::scale_(L.q_w, q_scale);
+      ops::scale_(L.q_b, q_scale);
+    }
+    for (Tensor* w : {&L.q_w, &L.k_w, &L.v_w, &L.out_w, &L.fc1_w, &L.fc2_w}) *w = ops::cast(*w, dtype);
+    for (Tensor* b : {&L.q_b, &L.k_b, &L.v_b, &L.out_b, &L.fc1_b, &L.fc2_b}) *b = ops::cast(*b, activations);
+  }
+  q_scale_folded_ = q_scale_folded_ || fold;
+  product_input_dtype_ = dtype;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -278,7 +290,9 @@ Tensor Esm2::token_embeddings(const PackedBatch& batch) const {
   Tensor x = ops::embedding(embed_tokens_, batch.tokens);
   if (!config_.token_dropout) return x;
   constexpr float kKeep = 1.0f - 0.15f * 0.8f;
-  const std::vector<std::int32_t> tokens = batch.tokens.to_ints();
+  // The host copy of the ids when the batch has one: reading them back from a GPU would stall it.
+  const std::vector<std::int32_t> tokens =
+      batch.host_tokens.empty() ? batch.tokens.to_ints() : batch.host_tokens;
   if (std::find(tokens.begin(), tokens.end(), tokenize::EsmAlphabet::kMask) == tokens.end()) {
     ops::scale_(x, kKeep);
     return x;
@@ -299,11 +313,13 @@ Tensor Esm2::token_embeddings(const PackedBatch& batch) const {
 // One pre-LN layer, in place on x: x += attn(LN(x)); x += FFN(LN(x)).
 void Esm2::run_layer(const Layer& L, Tensor& x, const PackedBatch& batch) const {
   const int heads = config_.num_heads;
-  Tensor h = ops::layer_norm(x, L.attn_ln_w, L.attn_ln_b, config_.layer_norm_eps);
+  const DType products = product_input_dtype_ == DType::kF8E4M3 ? DType::kF8E4M3 : x.dtype();
+  Tensor h = ops::layer_norm(x, L.attn_ln_w, L.attn_ln_b, config_.layer_norm_eps, products);
   Tensor q = ops::linear(h, L.q_w, L.q_b);
   Tensor k = ops::linear(h, L.k_w, L.k_b);
   Tensor v = ops::linear(h, L.v_w, L.v_b);
-  ops::scale_(q, 1.0f / std::sqrt(static_cast<float>(config_.head_dim())));  // before rotary, as ESM does
+  if (!q_scale_folded_)
+    ops::scale_(q, 1.0f / std::sqrt(static_cast<float>(config_.head_dim())));  // before rotary, as ESM does
   ops::rotary_(q, L.inv_freq, batch, heads);
   ops::rotary_(k, L.inv_freq, batch, heads);
   engine::AttentionParams params{heads, 1.0f, {}};
@@ -311,7 +327,7 @@ void Esm2::run_layer(const Layer& L, Tensor& x, const PackedBatch& batch) const 
                            : ops::attention_varlen(q, k, v, batch, params);
   ops::linear_accumulate_(x, a, L.out_w, L.out_b);
 
-  h = ops::layer_norm(x, L.ffn_ln_w, L.ffn_ln_b, config_.layer_norm_eps);
+  h = ops::layer_norm(x, L.ffn_ln_w, L.ffn_ln_b, config_.layer_norm_eps, products);
   Tensor f = ops::linear_gelu(h, L.fc1_w, L.fc1_b);
   ops::linear_accumulate_(x, f, L.fc2_w, L.fc2_b);
 }

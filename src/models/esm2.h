@@ -61,6 +61,10 @@ class Esm2 {
   // --precision: converts the token embeddings and every linear layer's weight and bias to `dtype`
   // (f32, or f16/bf16 on a GPU) once; the activations then flow in that type. Layer norms, rotary
   // tables, softmax and pooling keep fp32 arithmetic; the pooled means are f32.
+  // f8_e4m3 (GPU): the six products of each layer take e4m3 operands with per-row scales (weights
+  // quantised here, activations by the layer norms and the GELU); everything else runs in f16.
+  // Below fp32 the attention scale 1/√head_dim, when a power of two (exact), is folded into q's
+  // weight and bias, which saves one pass over q per layer.
   void set_compute_dtype(engine::DType dtype);
 
   // The v1.0 attention path (padded rectangle, key-padding mask) instead of the packed one.
@@ -87,6 +91,8 @@ class Esm2 {
   Esm2Config config_;
   engine::Device device_;
   bool v1_attention_ = false;
+  engine::DType product_input_dtype_ = engine::DType::kF32;  // what the layer norms hand to the products
+  bool q_scale_folded_ = false;
   engine::Tensor embed_tokens_;
   std::vector<Layer> layers_;
   engine::Tensor final_ln_w_, final_ln_b_;

@@ -32,6 +32,9 @@ class CpuBackend final : public Backend {
     std::memcpy(dst, src, bytes);
   }
 
+  // Unknown: CPU batches are sized for the caches, not for the memory (pipeline::default_token_budget).
+  MemoryInfo memory_info() override { return {}; }
+
   Tensor embedding(const Tensor& table, const Tensor& ids) override {
     const std::int64_t n = ids.dim(0), vocab = table.dim(0), width = table.dim(1);
     const auto* id = ids.data<std::int32_t>();
@@ -63,7 +66,8 @@ class CpuBackend final : public Backend {
             bias.defined() ? bias.data<float>() : nullptr, true, false);
   }
 
-  Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) override {
+  Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
+                    DType /*out_dtype: f32, checked by ops*/) override {
     Tensor out = Tensor::empty(x.shape(), DType::kF32);
     cpu::layer_norm(x.data<float>(), gamma.data<float>(), beta.data<float>(), eps, x.dim(0), x.dim(1),
                     out.data<float>());

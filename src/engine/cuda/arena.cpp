@@ -45,9 +45,9 @@ std::shared_ptr<void> Arena::allocate(std::size_t bytes) {
     }
     if (status != cudaSuccess) {
       cudaGetLastError();
-      throw DeviceError("out of GPU memory on cuda:" + std::to_string(device_) + ": cannot allocate " +
-                        std::to_string(size >> 20) + " MiB (" + std::to_string(reserved_ >> 20) +
-                        " MiB held by virnucpro); lower the tokens per batch");
+      throw OutOfMemoryError("out of GPU memory on cuda:" + std::to_string(device_) + ": cannot allocate " +
+                             std::to_string(size >> 20) + " MiB (" + std::to_string(reserved_ >> 20) +
+                             " MiB held by virnucpro); lower the tokens per batch");
     }
     reserved_ += size;
     in_use_ += size;

@@ -100,6 +100,16 @@ class CudaBackend final : public Backend {
     if (env::get_bool("VIRNUCPRO_CUDA_POISON").value_or(false)) arena_.set_poison(stream_);
     error_flag_ = arena_.allocate(2 * sizeof(int));
     check(cudaMemsetAsync(error_flag_.get(), 0, 2 * sizeof(int), stream_), "cudaMemset(error flag)");
+    check(cudaEventCreateWithFlags(&staging_done_, cudaEventDisableTiming), "cudaEventCreate(staging)");
+  }
+
+  ~CudaBackend() override {
+    // Backends live until the process ends (backend_object); this only tidies up if one ever is not.
+    if (staging_done_) {
+      cudaEventSynchronize(staging_done_);
+      cudaEventDestroy(staging_done_);
+    }
+    if (staging_) cudaFreeHost(staging_);
   }
 
   std::shared_ptr<void> allocate(std::size_t bytes) override { return arena_.allocate(bytes); }
@@ -125,11 +135,23 @@ class CudaBackend final : public Backend {
       std::memcpy(dst, src, bytes);
       return;
     }
+    // Uploads return at once: the bytes are in the staging buffer, the GPU takes them in stream order.
+    if (src_device.is_cpu() && upload_staged(dst, src, bytes)) return;
     const auto kind = dst_device.is_cpu() ? cudaMemcpyDeviceToHost : cudaMemcpyHostToDevice;
     check(cudaMemcpyAsync(dst, src, bytes, kind, stream_), "cudaMemcpy(host <-> device)");
-    // The host side may be released as soon as we return: wait. This is also where kernel faults and
-    // bad token ids surface.
+    // A download is read by the caller as soon as we return (and an unstaged upload's host side may be
+    // released): wait. This is also where kernel faults and bad token ids surface.
     sync_and_check();
+  }
+
+  MemoryInfo memory_info() override {
+    select();
+    std::size_t free = 0, total = 0;
+    check(cudaMemGetInfo(&free, &total), "cudaMemGetInfo");
+    // Blocks the arena caches but no tensor uses are free for the next batches too.
+    const std::size_t in_use = arena_.bytes_in_use(), reserved = arena_.bytes_reserved();
+    const std::size_t cached = reserved > in_use ? reserved - in_use : 0;  // read apart: may cross
+    return {std::min<std::uint64_t>(std::uint64_t{free} + cached, total), total};
   }
 
   Tensor embedding(const Tensor& table, const Tensor& ids) override {
@@ -145,8 +167,11 @@ class CudaBackend final : public Backend {
     auto scope = op(profiler_.on() ? std::string(fuse_gelu ? "linear+gelu " : "linear ") + weight.describe()
                                    : std::string());
     const auto in = weight.dim(1), out_features = weight.dim(0), rows = x.numel() / in;
-    Tensor y = empty({rows, out_features}, x.dtype());
+    const bool f8 = weight.dtype() == DType::kF8E4M3;
+    // An f8 product writes the bias's dtype (ops.h); its GELU output is handed on quantised.
+    Tensor y = empty({rows, out_features}, f8 ? (bias.defined() ? bias.dtype() : DType::kF16) : x.dtype());
     run_linear(x, weight, bias, y, false);
+    if (fuse_gelu && f8) return quantize(y, true);
     if (fuse_gelu) kernels::gelu(y.raw(), y.raw(), y.dtype(), y.numel(), stream_);
     return y;
   }
@@ -156,11 +181,18 @@ class CudaBackend final : public Backend {
     run_linear(x, weight, bias, out, true);
   }
 
-  Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) override {
+  Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
+                    DType out_dtype) override {
     auto scope = op("layer_norm");
     const auto cols = x.dim(-1), rows = x.numel() / std::max<std::int64_t>(cols, 1);
     const Tensor g = as(gamma, DType::kF32), b = as(beta, DType::kF32);
-    Tensor out = empty(x.shape(), x.dtype());
+    Tensor out = empty(x.shape(), out_dtype);
+    if (out_dtype == DType::kF8E4M3) {
+      Tensor scale = empty({rows}, DType::kF32);
+      kernels::layer_norm_f8(x.raw(), x.dtype(), g.data<float>(), b.data<float>(), rows, cols, eps,
+                             static_cast<std::uint8_t*>(out.raw()), scale.data<float>(), stream_);
+      return out.with_row_scale(std::move(scale));
+    }
     kernels::layer_norm(x.raw(), x.dtype(), g.data<float>(), b.data<float>(), rows, cols, eps, out.raw(),
                         stream_);
     return out;
@@ -283,6 +315,7 @@ class CudaBackend final : public Backend {
 
   Tensor cast(const Tensor& x, DType dtype) override {
     auto scope = op("cast");
+    if (dtype == DType::kF8E4M3) return quantize(x, false);
     Tensor out = empty(x.shape(), dtype);
     if (dtype == x.dtype()) {
       copy(out.raw(), device_, x.raw(), device_, x.nbytes());
@@ -348,17 +381,68 @@ class CudaBackend final : public Backend {
     return batch.cu_seqlens.data<std::int32_t>();
   }
 
-  void run_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y, bool accumulate) {
+  void run_linear(const Tensor& x_in, const Tensor& weight, const Tensor& bias, Tensor& y, bool accumulate) {
+    const bool f8 = weight.dtype() == DType::kF8E4M3;
+    const Tensor x = f8 && x_in.dtype() != DType::kF8E4M3 ? quantize(x_in, false) : x_in;
     const auto in = weight.dim(1), out_features = weight.dim(0), rows = x.numel() / in;
     GemmProblem p;
     p.m = rows, p.n = out_features, p.k = in, p.lda = in, p.ldb = in, p.ldc = out_features;
     p.trans_b = true, p.ab_type = x.dtype(), p.c_type = y.dtype();
-    p.has_bias = bias.defined(), p.accumulate = accumulate;
+    p.has_bias = bias.defined(), p.accumulate = accumulate, p.fast_accum = f8 && fp8_fast_accum_;
     const Tensor b = bias.defined() ? as(bias, y.dtype()) : Tensor{};
-    gemm_->run(p, x.raw(), weight.raw(), y.raw(), b.defined() ? b.raw() : nullptr);
+    gemm_->run(p, x.raw(), weight.raw(), y.raw(), b.defined() ? b.raw() : nullptr, 1.0f,
+               f8 ? x.row_scale().data<float>() : nullptr, f8 ? weight.row_scale().data<float>() : nullptr);
+  }
+
+  // x [rows, cols] (f32/f16/bf16) as f8 e4m3 with one scale per row; of gelu(x) when `gelu`.
+  Tensor quantize(const Tensor& x, bool gelu) {
+    const auto cols = x.dim(-1), rows = x.numel() / std::max<std::int64_t>(cols, 1);
+    Tensor out = empty(x.shape(), DType::kF8E4M3), scale = empty({rows}, DType::kF32);
+    kernels::quantize_rows(x.raw(), x.dtype(), rows, cols, gelu, static_cast<std::uint8_t*>(out.raw()),
+                           scale.data<float>(), stream_);
+    return out.with_row_scale(std::move(scale));
   }
 
   int* flag() { return static_cast<int*>(error_flag_.get()); }
+
+  // Host -> device through the pinned staging buffer: `src` is copied into it and the DMA queued on the
+  // stream, so the caller may release `src` at once and nothing waits for the GPU. Space is handed out
+  // front to back; a copy that does not fit in what is left starts again at the front once the last
+  // copy queued from the buffer has finished (staging_done_: the stream runs copies in order, so every
+  // earlier one has too). The buffer grows to the largest upload, up to kMaxStagingBytes; larger ones
+  // (model weights at load time), or no pinned memory at all, return false: the caller copies unstaged.
+  bool upload_staged(void* dst, const void* src, std::size_t bytes) {
+    static constexpr std::size_t kMinStagingBytes = std::size_t{4} << 20;
+    static constexpr std::size_t kMaxStagingBytes = std::size_t{64} << 20;
+    static constexpr std::size_t kAlign = 256;
+    if (bytes > kMaxStagingBytes) return false;
+    std::lock_guard lock(staging_mutex_);
+    if (no_pinned_memory_) return false;
+    std::size_t offset = (staging_used_ + kAlign - 1) / kAlign * kAlign;
+    if (offset + bytes > staging_size_) {
+      check(cudaEventSynchronize(staging_done_), "a CUDA copy (cudaEventSynchronize)");
+      offset = 0;
+      if (bytes > staging_size_) {
+        if (staging_) check(cudaFreeHost(staging_), "cudaFreeHost(staging buffer)");
+        staging_ = nullptr, staging_size_ = 0;
+        std::size_t size = kMinStagingBytes;
+        while (size < bytes) size *= 2;
+        if (cudaMallocHost(&staging_, size) != cudaSuccess) {
+          cudaGetLastError();  // not sticky: the unstaged path still works
+          staging_ = nullptr;
+          no_pinned_memory_ = true;
+          return false;
+        }
+        staging_size_ = size;
+      }
+    }
+    char* p = static_cast<char*>(staging_) + offset;
+    std::memcpy(p, src, bytes);
+    check(cudaMemcpyAsync(dst, p, bytes, cudaMemcpyHostToDevice, stream_), "cudaMemcpy(host to device)");
+    check(cudaEventRecord(staging_done_, stream_), "cudaEventRecord(staging)");
+    staging_used_ = offset + bytes;
+    return true;
+  }
 
   void sync_and_check() {
     check(cudaStreamSynchronize(stream_), "a CUDA kernel (cudaStreamSynchronize)");
@@ -379,7 +463,15 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<Gemm> gemm_;
   std::shared_ptr<void> error_flag_;
+  // Hopper's fast fp8 accumulation (off by default; VIRNUCPRO_FP8_FAST_ACCUM=1 turns it on).
+  bool fp8_fast_accum_ = env::get_bool("VIRNUCPRO_FP8_FAST_ACCUM").value_or(false);
   Profiler profiler_;
+  // Pinned host memory for uploads (upload_staged).
+  std::mutex staging_mutex_;
+  void* staging_ = nullptr;
+  std::size_t staging_size_ = 0, staging_used_ = 0;
+  cudaEvent_t staging_done_ = nullptr;
+  bool no_pinned_memory_ = false;
 };
 
 struct DeviceState {

@@ -2,6 +2,7 @@
 // Device-side helpers shared by the .cu files: element conversions, dtype dispatch, block reductions.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 
 #include <cstdint>
 #include <stdexcept>
@@ -57,6 +58,32 @@ __device__ __forceinline__ float gelu_erf(float x) {
   return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
 }
 
+// The same erf GELU for results stored in 16 bits or fewer, from Abramowitz & Stegun 7.1.26:
+// erfc(z) ≈ t·poly(t)·exp(-z²), t = 1/(1 + 0.3275911·z), absolute error <= 1.5e-7 (so at most ~1e-6 on
+// the GELU for |x| < 10, below a half-precision ulp of any output above ~2e-3), with the hardware
+// reciprocal and exponential. erf itself is never formed for x < 0 (1 + erf(-z) = erfc(z)): no
+// cancellation. This is not the tanh approximation, whose error (~1e-3) would show in f16. erff's longer
+// polynomial made the GELU pass of ESM-2 3B compute-bound.
+__device__ __forceinline__ float gelu_erf_short(float x) {
+  const float z = fabsf(x) * 0.70710678118654752f;
+  const float t = __frcp_rn(fmaf(0.3275911f, z, 1.0f));
+  float p = fmaf(1.061405429f, t, -1.453152027f);
+  p = fmaf(p, t, 1.421413741f);
+  p = fmaf(p, t, -0.284496736f);
+  p = fmaf(p, t, 0.254829592f);
+  const float erfc_z = p * t * __expf(-z * z);
+  return 0.5f * x * (x >= 0.0f ? 2.0f - erfc_z : erfc_z);
+}
+
+// GELU for a result of type T: erff for f32 (the exact path), the short form for f16/bf16.
+template <typename T>
+__device__ __forceinline__ float gelu_for(float x) {
+  if constexpr (sizeof(T) == sizeof(float))
+    return gelu_erf(x);
+  else
+    return gelu_erf_short(x);
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
@@ -76,6 +103,30 @@ __device__ __forceinline__ float block_sum(float v) {
   __syncthreads();
   v = lane < warps ? partial[lane] : 0.0f;
   return warp_sum(v);
+}
+
+// Maximum over the whole block, same contract as block_sum.
+__device__ __forceinline__ float block_max(float v) {
+  __shared__ float partial[32];
+  v = warp_max(v);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  __syncthreads();
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  v = lane < warps ? partial[lane] : 0.0f;
+  return warp_max(v);
+}
+
+// fp8 e4m3 with one scale per row (ops::cast to f8): scale = amax / 448, element = e4m3(x · 448 / amax),
+// an all-zero row gets scale 1. Round to nearest even, saturating (as engine::float_to_e4m3 on the host).
+__device__ __forceinline__ float e4m3_inverse_scale(float amax) {
+  return amax > 0.0f ? 448.0f / amax : 1.0f;
+}
+__device__ __forceinline__ float e4m3_scale(float amax) {
+  return amax > 0.0f ? amax / 448.0f : 1.0f;
+}
+__device__ __forceinline__ std::uint8_t to_e4m3(float x) {
+  return __nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E4M3);
 }
 
 // V elements moved as one aligned access (V·sizeof(T) = 8 or 16 bytes).

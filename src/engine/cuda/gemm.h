@@ -4,8 +4,10 @@
 //
 // Row-major convention: C[m, n] = alpha · A[m, k] · op(B) + beta · C + bias[n], where B is [n, k]
 // (trans_b, the PyTorch weight layout: y = x·Wᵀ) or [k, n]. f16/bf16 operands accumulate in fp32;
-// f32 operands use the exact fp32 path (no TF32). The descriptors and the algorithm are built once per
-// distinct problem (shapes, types, alignment) and cached.
+// f32 operands use the exact fp32 path (no TF32). f8 (e4m3) operands come with one f32 scale per row of
+// A (m) and per row of B ([n, k], trans_b only; cuBLASLt's outer-vector scaling), accumulate in fp32
+// and write f16/bf16. The descriptors and the algorithm are built once per distinct problem (shapes,
+// types, alignment) and cached.
 #include <cuda_runtime_api.h>
 
 #include <compare>
@@ -28,6 +30,7 @@ struct GemmProblem {
   std::int64_t stride_a = 0, stride_b = 0, stride_c = 0;
   bool has_bias = false;
   bool accumulate = false;  // beta = 1 (C += ...), else beta = 0
+  bool fast_accum = false;  // f8 only: Hopper's faster, less precise accumulation (VIRNUCPRO_FP8_FAST_ACCUM)
   int alignment = 16;       // smallest alignment (bytes) of the operand pointers; set by run()
 
   auto operator<=>(const GemmProblem&) const = default;
@@ -41,7 +44,9 @@ class Gemm {
   Gemm& operator=(const Gemm&) = delete;
 
   // Enqueues C = alpha·A·op(B) (+ C) (+ bias) on the stream; bias may be null when !problem.has_bias.
-  void run(GemmProblem problem, const void* a, const void* b, void* c, const void* bias, float alpha = 1.0f);
+  // a_scale [m] and b_scale [n]: the row scales of f8 operands (null otherwise).
+  void run(GemmProblem problem, const void* a, const void* b, void* c, const void* bias, float alpha = 1.0f,
+           const float* a_scale = nullptr, const float* b_scale = nullptr);
 
  private:
   struct Plan;  // cuBLASLt descriptors and the chosen algorithm of one problem

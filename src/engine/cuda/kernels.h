@@ -31,6 +31,17 @@ void scale_rows(void* x, DType dt, std::int64_t rows, std::int64_t cols, const f
 void layer_norm(const void* x, DType dt, const float* gamma, const float* beta, std::int64_t rows,
                 std::int64_t cols, float eps, void* out, cudaStream_t stream);
 
+// The same, written as fp8 e4m3 (out: bytes [rows, cols]) with one scale per row (scale [rows]), quantised
+// from the fp32 normalised values (see quantize_rows).
+void layer_norm_f8(const void* x, DType dt, const float* gamma, const float* beta, std::int64_t rows,
+                   std::int64_t cols, float eps, std::uint8_t* out, float* scale, cudaStream_t stream);
+
+// Per-row fp8 e4m3 quantisation of x [rows, cols] (ops::cast to f8): scale[r] = max|row| / 448 (1 for a
+// zero row), out = e4m3(x · 448 / max|row|), nearest even, saturating. With gelu, the rows quantised are
+// gelu(x) (exact erf form): the hand-over from one f8 product to the next in a transformer FFN.
+void quantize_rows(const void* x, DType dt, std::int64_t rows, std::int64_t cols, bool gelu,
+                   std::uint8_t* out, float* scale, cudaStream_t stream);
+
 // Half-split rotary embedding in place on x [tokens, heads·head_dim]; positions restart at 0 at every
 // cu_seqlens boundary; inv_freq f32 [head_dim/2]; cos and sin computed in fp32.
 void rotary(void* x, DType dt, std::int64_t tokens, int heads, int head_dim, const float* inv_freq,

@@ -15,12 +15,12 @@ constexpr int kNormThreads = 256;
 // One block per row. The row is read three times (mean, variance of x - mean, normalise); after the
 // first pass it sits in L1/L2, so DRAM sees one read and one write. Two passes avoid the cancellation
 // of the sum-of-squares formula.
-template <typename T>
+template <typename T, bool kF8>
 __global__ void __launch_bounds__(kNormThreads)
     layer_norm_kernel(const T* __restrict__ x, const float* __restrict__ gamma,
-                      const float* __restrict__ beta, std::int64_t cols, float eps, T* __restrict__ out) {
+                      const float* __restrict__ beta, std::int64_t cols, float eps, void* __restrict__ out,
+                      float* __restrict__ row_scale) {
   const T* row = x + blockIdx.x * cols;
-  T* out_row = out + blockIdx.x * cols;
   // Sums of x - x[0] (a shift inside the row's range): large common offsets cost no digits.
   const float shift = to_f32(row[0]);
   float sum = 0.0f;
@@ -33,20 +33,31 @@ __global__ void __launch_bounds__(kNormThreads)
   }
   const float var = block_sum(sq) / static_cast<float>(cols);
   const float inv_std = rsqrtf(var + eps);
-  for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x)
-    out_row[c] = from_f32<T>((to_f32(row[c]) - mean) * inv_std * gamma[c] + beta[c]);
+  auto normalised = [&](std::int64_t c) { return (to_f32(row[c]) - mean) * inv_std * gamma[c] + beta[c]; };
+  if constexpr (kF8) {
+    float amax = 0.0f;
+    for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) amax = fmaxf(amax, fabsf(normalised(c)));
+    amax = block_max(amax);
+    const float inv = e4m3_inverse_scale(amax);
+    if (threadIdx.x == 0) row_scale[blockIdx.x] = e4m3_scale(amax);
+    std::uint8_t* out_row = static_cast<std::uint8_t*>(out) + blockIdx.x * cols;
+    for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) out_row[c] = to_e4m3(normalised(c) * inv);
+  } else {
+    T* out_row = static_cast<T*>(out) + blockIdx.x * cols;
+    for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) out_row[c] = from_f32<T>(normalised(c));
+  }
 }
 
 // The fast path: each thread holds its 16-byte chunks of the row in registers (at most kChunks of them),
 // so the row is read from memory once; statistics as above, from the registers.
-template <typename T, int kChunks>
+template <typename T, int kChunks, bool kF8>
 __global__ void __launch_bounds__(kNormThreads)
     layer_norm_vec_kernel(const T* __restrict__ x, const float* __restrict__ gamma,
-                          const float* __restrict__ beta, int cols, float eps, T* __restrict__ out) {
+                          const float* __restrict__ beta, int cols, float eps, void* __restrict__ out,
+                          float* __restrict__ row_scale) {
   constexpr int V = 16 / sizeof(T);
   const int chunks = cols / V;
   const auto* row = reinterpret_cast<const Pack<T, V>*>(x + blockIdx.x * std::int64_t{cols});
-  auto* out_row = reinterpret_cast<Pack<T, V>*>(out + blockIdx.x * std::int64_t{cols});
   const float shift = to_f32(x[blockIdx.x * std::int64_t{cols}]);
   float v[kChunks][V];
   float sum = 0.0f;
@@ -70,21 +81,47 @@ __global__ void __launch_bounds__(kNormThreads)
     for (int e = 0; e < V; ++e) sq += (v[j][e] - mean) * (v[j][e] - mean);
   }
   const float inv_std = rsqrtf(block_sum(sq) / static_cast<float>(cols) + eps);
+  float amax = 0.0f;
 #pragma unroll
   for (int j = 0; j < kChunks; ++j) {
     const int c = threadIdx.x + j * blockDim.x;
     if (c >= chunks) break;
-    Pack<T, V> p;
 #pragma unroll
     for (int e = 0; e < V; e += 4) {
       const float4 g = reinterpret_cast<const float4*>(gamma + c * V)[e / 4];
       const float4 b = reinterpret_cast<const float4*>(beta + c * V)[e / 4];
-      p.v[e + 0] = from_f32<T>((v[j][e + 0] - mean) * inv_std * g.x + b.x);
-      p.v[e + 1] = from_f32<T>((v[j][e + 1] - mean) * inv_std * g.y + b.y);
-      p.v[e + 2] = from_f32<T>((v[j][e + 2] - mean) * inv_std * g.z + b.z);
-      p.v[e + 3] = from_f32<T>((v[j][e + 3] - mean) * inv_std * g.w + b.w);
+      v[j][e + 0] = (v[j][e + 0] - mean) * inv_std * g.x + b.x;
+      v[j][e + 1] = (v[j][e + 1] - mean) * inv_std * g.y + b.y;
+      v[j][e + 2] = (v[j][e + 2] - mean) * inv_std * g.z + b.z;
+      v[j][e + 3] = (v[j][e + 3] - mean) * inv_std * g.w + b.w;
     }
-    out_row[c] = p;
+    if constexpr (kF8) {
+#pragma unroll
+      for (int e = 0; e < V; ++e) amax = fmaxf(amax, fabsf(v[j][e]));
+    }
+  }
+  float inv = 1.0f;
+  if constexpr (kF8) {
+    amax = block_max(amax);
+    inv = e4m3_inverse_scale(amax);
+    if (threadIdx.x == 0) row_scale[blockIdx.x] = e4m3_scale(amax);
+  }
+#pragma unroll
+  for (int j = 0; j < kChunks; ++j) {
+    const int c = threadIdx.x + j * blockDim.x;
+    if (c >= chunks) break;
+    if constexpr (kF8) {
+      Pack<std::uint8_t, V> q;
+#pragma unroll
+      for (int e = 0; e < V; ++e) q.v[e] = to_e4m3(v[j][e] * inv);
+      reinterpret_cast<Pack<std::uint8_t, V>*>(static_cast<std::uint8_t*>(out) +
+                                               blockIdx.x * std::int64_t{cols})[c] = q;
+    } else {
+      Pack<T, V> p;
+#pragma unroll
+      for (int e = 0; e < V; ++e) p.v[e] = from_f32<T>(v[j][e]);
+      reinterpret_cast<Pack<T, V>*>(static_cast<T*>(out) + blockIdx.x * std::int64_t{cols})[c] = p;
+    }
   }
 }
 
@@ -175,15 +212,16 @@ __global__ void rotary_kernel(T* __restrict__ x, int heads, int head_dim, const 
   }
 }
 
-}  // namespace
-
-void layer_norm(const void* x, DType dt, const float* gamma, const float* beta, std::int64_t rows,
-                std::int64_t cols, float eps, void* out, cudaStream_t stream) {
+template <bool kF8>
+void launch_layer_norm(const void* x, DType dt, const float* gamma, const float* beta, std::int64_t rows,
+                       std::int64_t cols, float eps, void* out, float* row_scale, cudaStream_t stream) {
   if (rows == 0) return;
   dispatch_float(dt, [&](auto tag) {
     using T = decltype(tag);
     constexpr int V = 16 / sizeof(T);
-    const bool vec = cols % V == 0 && aligned16(x) && aligned16(out) && aligned16(gamma) && aligned16(beta);
+    const std::size_t out_bytes = kF8 ? V : 16;
+    const bool vec =
+        cols % V == 0 && aligned16(x) && aligned_to(out, out_bytes) && aligned16(gamma) && aligned16(beta);
     const std::int64_t chunks = cols / V;
     // Fewest chunks per thread that fit in one block; threads a multiple of 32 (block_sum).
     for (int k = 1; vec && k <= 4; ++k) {
@@ -191,18 +229,30 @@ void layer_norm(const void* x, DType dt, const float* gamma, const float* beta, 
       if (threads > kNormThreads) continue;
       auto launch = [&](auto kernel) {
         kernel<<<static_cast<unsigned>(rows), static_cast<unsigned>(threads), 0, stream>>>(
-            static_cast<const T*>(x), gamma, beta, static_cast<int>(cols), eps, static_cast<T*>(out));
+            static_cast<const T*>(x), gamma, beta, static_cast<int>(cols), eps, out, row_scale);
       };
-      if (k == 1) launch(layer_norm_vec_kernel<T, 1>);
-      if (k == 2) launch(layer_norm_vec_kernel<T, 2>);
-      if (k == 3) launch(layer_norm_vec_kernel<T, 3>);
-      if (k == 4) launch(layer_norm_vec_kernel<T, 4>);
+      if (k == 1) launch(layer_norm_vec_kernel<T, 1, kF8>);
+      if (k == 2) launch(layer_norm_vec_kernel<T, 2, kF8>);
+      if (k == 3) launch(layer_norm_vec_kernel<T, 3, kF8>);
+      if (k == 4) launch(layer_norm_vec_kernel<T, 4, kF8>);
       return;
     }
-    layer_norm_kernel<T><<<static_cast<unsigned>(rows), kNormThreads, 0, stream>>>(
-        static_cast<const T*>(x), gamma, beta, cols, eps, static_cast<T*>(out));
+    layer_norm_kernel<T, kF8><<<static_cast<unsigned>(rows), kNormThreads, 0, stream>>>(
+        static_cast<const T*>(x), gamma, beta, cols, eps, out, row_scale);
   });
   check_launch("layer_norm_kernel");
+}
+
+}  // namespace
+
+void layer_norm(const void* x, DType dt, const float* gamma, const float* beta, std::int64_t rows,
+                std::int64_t cols, float eps, void* out, cudaStream_t stream) {
+  launch_layer_norm<false>(x, dt, gamma, beta, rows, cols, eps, out, nullptr, stream);
+}
+
+void layer_norm_f8(const void* x, DType dt, const float* gamma, const float* beta, std::int64_t rows,
+                   std::int64_t cols, float eps, std::uint8_t* out, float* scale, cudaStream_t stream) {
+  launch_layer_norm<true>(x, dt, gamma, beta, rows, cols, eps, out, scale, stream);
 }
 
 void rotary(void* x, DType dt, std::int64_t tokens, int heads, int head_dim, const float* inv_freq,
