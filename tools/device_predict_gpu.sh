@@ -5,6 +5,7 @@
 #   2. with PRESET set (e.g. 3B), full-size random models: N synthetic 500 bp coding reads through the
 #      whole `predict`, next to bench_esm_gpu on the same proteins, and the ratio.
 #   usage: tools/device_predict_gpu.sh [READS=100000] [PRESET=none|650M|3B] [DEVICES="cuda:0 cuda:0,1"]
+#   environment: PRECISION (default fp16), ESM_ONLY_COUNT (proteins for the ESM-2-only rate; default READS)
 set -uo pipefail
 reads=${1:-100000}
 preset=${2:-none}
@@ -40,19 +41,28 @@ if [[ $# -gt 1 ]]; then
 fi
 [[ $preset == none ]] && exit 0
 
+# Models: reused when an earlier step of the same device call made them (tools/device_esm_gpu.sh).
+esm=$work/esm${preset,,}
 start=$SECONDS
-PYTHONUNBUFFERED=1 timeout 300 python3 tools/esm_reference.py "$work/esm" --preset "$preset" --device cuda \
-  --dtype float32 > "$out/gen.log" 2>&1 || { tail -5 "$out/gen.log"; exit 1; }
-PYTHONUNBUFFERED=1 timeout 200 python3 tools/dnabert_reference.py "$work/dnabert" --preset full --device cuda \
-  --dtype float32 --tokenizer tests/data/tokenizers/dnabert2-117m.tokenizer.json >> "$out/gen.log" 2>&1
-echo "models generated in $((SECONDS - start)) s"
-"$bin/make_coding_reads" --count "$reads" --fasta "$work/reads.fa" --proteins "$work/prot"
-timeout 300 "$bin/bench_esm_gpu" --model "$work/esm" --proteins "$work/prot" --lengths 166 --count "$reads" \
-  --precision fp16 --skip-accuracy 2>&1 | grep -A2 "throughput" | tee "$out/esm_only.log"
+if [[ ! -f $esm/config.json ]]; then
+  PYTHONUNBUFFERED=1 timeout 300 python3 tools/esm_reference.py "$esm" --preset "$preset" --device cuda \
+    --dtype float32 > "$out/gen.log" 2>&1 || { tail -5 "$out/gen.log"; exit 1; }
+fi
+if [[ ! -f $work/dnabert/config.json ]]; then
+  PYTHONUNBUFFERED=1 timeout 200 python3 tools/dnabert_reference.py "$work/dnabert" --preset full --device cuda \
+    --dtype float32 --tokenizer tests/data/tokenizers/dnabert2-117m.tokenizer.json >> "$out/gen.log" 2>&1
+fi
+echo "models ready in $((SECONDS - start)) s"
+"$bin/make_coding_reads" --count "$reads" --fasta "$work/reads.fa" --proteins "$work/prot_reads"
+# ESM-2 alone on the first ESM_ONLY_COUNT of the same proteins (all 166 aa, so the rate does not depend
+# on how many are taken; default: all of them).
+esm_only=${ESM_ONLY_COUNT:-$reads}
+timeout 300 "$bin/bench_esm_gpu" --model "$esm" --proteins "$work/prot_reads" --lengths 166 --count "$esm_only" \
+  --precision "${PRECISION:-fp16}" --skip-accuracy 2>&1 | grep -A2 "throughput" | tee "$out/esm_only.log"
 for d in $devices; do
   start=$SECONDS
-  timeout 500 "$bin/virnucpro" predict "$work/reads.fa" -o "$work/pred_${d//[:,]/_}" --device "$d" --precision fp16 \
-    --esm-model "$work/esm" --dnabert-model "$work/dnabert" --classifier tests/data/mlp/mlp_full_3328x512.pth \
+  timeout 500 "$bin/virnucpro" predict "$work/reads.fa" -o "$work/pred_${d//[:,]/_}" --device "$d" \
+    --precision "${PRECISION:-fp16}" --esm-model "$esm" --dnabert-model "$work/dnabert" --classifier tests/data/mlp/mlp_full_3328x512.pth \
     --force 2>&1 | tail -3 | tee -a "$out/predict.log"
   python3 - "$work/pred_${d//[:,]/_}/run.json" "$d" <<'PY'
 import json,sys

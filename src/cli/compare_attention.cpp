@@ -41,7 +41,8 @@ CommandAction setup(CLI::App& app, const GlobalOptions& global) {
   sub->add_option("--precision", a->options.precision, "auto, fp32, fp16 or bf16")
       ->check(CLI::IsMember({"auto", "fp32", "fp16", "bf16"}))
       ->capture_default_str();
-  sub->add_option("--token-budget", a->options.token_budget, "Tokens per encoder batch (default: per device)")
+  sub->add_option("--token-budget", a->options.token_budget,
+                  "Tokens per encoder batch (default: from the GPU's free memory; 4096 on the CPU)")
       ->check(CLI::NonNegativeNumber);
   return [a, &global] {
     auto& o = a->options;

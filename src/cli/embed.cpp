@@ -114,7 +114,7 @@ struct EmbedOptions {
   std::string device = "auto";
   std::string precision = "auto";
   bool v1_attention = false;
-  std::int64_t token_budget = 0;  // 0 = the encoder's default
+  std::int64_t token_budget = 0;  // 0 = the default for the model and the device's free memory
 };
 
 void add_embed_options(CLI::App& sub, EmbedOptions& o) {
@@ -124,7 +124,9 @@ void add_embed_options(CLI::App& sub, EmbedOptions& o) {
   sub.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   sub.add_option("--precision", o.precision, "auto, fp32, fp16, bf16 or fp8")->capture_default_str();
   sub.add_flag("--v1-attention", o.v1_attention, "v1.0-compatible padded attention");
-  sub.add_option("--token-budget", o.token_budget, "Tokens per batch")->check(CLI::PositiveNumber);
+  sub.add_option("--token-budget", o.token_budget,
+                 "Tokens per batch (default: from the GPU's free memory; 4096 on the CPU)")
+      ->check(CLI::PositiveNumber);
   // --threads, --log-level, --quiet belong to `embed`; let them follow the encoder name too.
   sub.fallthrough();
 }
@@ -208,15 +210,14 @@ class Progress {
 struct Encoder {
   std::function<std::vector<std::int32_t>(const io::SequenceRecord&)> tokenize;
   std::function<engine::Tensor(const engine::PackedBatch&)> embed;
+  std::int64_t bytes_per_token = 0;  // activations, for the default batch size
 };
-
-constexpr std::int64_t kCpuTokenBudget = 4096, kGpuTokenBudget = 65536;
 
 // Embeds every input record in input order, in batches of whole records.
 void embed_records(const EmbedOptions& o, engine::Device device, const Encoder& encoder) {
-  const std::int64_t budget = o.token_budget > 0 ? o.token_budget
-                              : device.is_cpu()  ? kCpuTokenBudget
-                                                 : kGpuTokenBudget;
+  // The model is loaded: what memory it leaves sizes the batches.
+  const std::int64_t budget =
+      o.token_budget > 0 ? o.token_budget : pipeline::default_token_budget(device, encoder.bytes_per_token);
   auto tokens_of = [](const io::SequenceRecord& r) {
     return static_cast<std::int64_t>(r.sequence.size()) + 2;
   };
@@ -261,9 +262,11 @@ void run_esm(const EmbedOptions& o, const GlobalOptions& global) {
     log::info("Using v1.0-compatible standard attention path");
   }
   const tokenize::EsmAlphabet alphabet;
-  embed_records(o, device,
-                {[&](const io::SequenceRecord& r) { return alphabet.encode(r.sequence); },
-                 [&](const engine::PackedBatch& b) { return model.embed(b); }});
+  embed_records(
+      o, device,
+      {[&](const io::SequenceRecord& r) { return alphabet.encode(r.sequence); },
+       [&](const engine::PackedBatch& b) { return model.embed(b); },
+       pipeline::activation_bytes_per_token(model.config().hidden, model.config().intermediate, dtype)});
 }
 
 void run_dnabert(const EmbedOptions& o, const GlobalOptions& global) {
@@ -279,7 +282,9 @@ void run_dnabert(const EmbedOptions& o, const GlobalOptions& global) {
   log::info("DNABERT-S from {} ({})", where.path.string(), where.found_by);
   embed_records(o, device,
                 {[&](const io::SequenceRecord& r) { return model.tokenize(r.sequence); },
-                 [&](const engine::PackedBatch& b) { return model.embed(b); }});
+                 [&](const engine::PackedBatch& b) { return model.embed(b); },
+                 pipeline::activation_bytes_per_token(model.config().hidden_size,
+                                                      2 * model.config().intermediate_size, dtype)});
 }
 
 CommandAction setup(CLI::App& app, const GlobalOptions& global) {

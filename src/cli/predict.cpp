@@ -74,7 +74,9 @@ CommandAction setup(CLI::App& app, const GlobalOptions& global) {
       ->capture_default_str();
   sub->add_flag("--v1-attention", a->v1_attention, "ESM-2 attention the v1.0 way (padded, explicit)");
   sub->add_flag("--no-packing", a->no_packing, "Padded batches instead of packed ones");
-  sub->add_option("--token-budget", o.token_budget, "Tokens per encoder batch (default: per device)")
+  sub->add_option(
+         "--token-budget", o.token_budget,
+         "Tokens per encoder batch (default: from free device memory, at most 65,536; 4,096 on the CPU)")
       ->check(CLI::NonNegativeNumber);
   sub->add_flag("--resume", o.resume, "Continue an interrupted run in the same output folder");
   sub->add_flag("--force", o.force, "Start over, discarding an earlier run in the output folder");

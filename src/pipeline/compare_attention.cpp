@@ -16,7 +16,6 @@ namespace vnp::pipeline {
 namespace {
 
 constexpr std::size_t kWindowFrames = 2048;
-constexpr std::int64_t kCpuTokenBudget = 4096;
 
 // ESM-2 embeddings of one window with one attention path.
 std::vector<float> esm_path(models::Esm2& esm, bool v1, const std::vector<std::string_view>& proteins,
@@ -76,7 +75,7 @@ DivergenceSummary run_compare_attention(const CompareOptions& o) {
   engine::set_num_threads(o.threads);
   const engine::Device device = resolve_devices(o.device).front();
   Encoders enc = Encoders::load(o.models, device, resolve_precision(o.precision, device));
-  const std::int64_t budget = o.token_budget > 0 ? o.token_budget : kCpuTokenBudget;
+  const std::int64_t budget = o.token_budget > 0 ? o.token_budget : default_token_budget({&enc});
   const std::int64_t d = enc.dnabert_width(), e = enc.esm_width();
   std::filesystem::create_directories(o.output_dir);
   io::AtomicFile tsv(o.output_dir / "divergence.tsv");

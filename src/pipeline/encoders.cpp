@@ -1,6 +1,7 @@
 #include "pipeline/encoders.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <numeric>
 
 #include "engine/backend.h"
@@ -71,7 +72,46 @@ Encoders Encoders::load(const ModelPaths& paths, engine::Device device, engine::
     dnabert.set_compute_dtype(dtype);
     esm.set_compute_dtype(dtype);
   }
-  return {std::move(dnabert), std::move(esm), std::move(mlp)};
+  return {std::move(dnabert), std::move(esm), std::move(mlp), dtype};
+}
+
+std::int64_t activation_bytes_per_token(std::int64_t hidden, std::int64_t ffn, engine::DType dtype) {
+  // fp8 quantises only the products' inputs; the activations around them are f16.
+  const auto element = static_cast<std::int64_t>(
+      engine::dtype_size(dtype == engine::DType::kF8E4M3 ? engine::DType::kF16 : dtype));
+  return (6 * hidden + ffn) * element + hidden * static_cast<std::int64_t>(sizeof(float));
+}
+
+std::int64_t activation_bytes_per_token(const Encoders& e) {
+  return std::max(activation_bytes_per_token(e.esm.config().hidden, e.esm.config().intermediate, e.dtype),
+                  activation_bytes_per_token(e.dnabert.config().hidden_size,
+                                             2 * e.dnabert.config().intermediate_size, e.dtype));
+}
+
+std::int64_t token_budget_for_memory(engine::Device device, const engine::Backend::MemoryInfo& memory,
+                                     std::int64_t bytes_per_token) {
+  constexpr std::int64_t kMin = 4096, kMax = 65536, kStep = 1024;
+  if (device.is_cpu()) return kMin;
+  const auto usable = static_cast<std::int64_t>(std::min<std::uint64_t>(memory.free_bytes / 2, INT64_MAX));
+  const std::int64_t tokens = usable / std::max<std::int64_t>(bytes_per_token, 1) / kStep * kStep;
+  return std::clamp(tokens, kMin, kMax);
+}
+
+std::int64_t default_token_budget(engine::Device device, std::int64_t bytes_per_token) {
+  const auto memory =
+      device.is_cpu() ? engine::Backend::MemoryInfo{} : engine::backend_for(device).memory_info();
+  const std::int64_t budget = token_budget_for_memory(device, memory, bytes_per_token);
+  if (!device.is_cpu())
+    log::info("{}: {} MiB of {} MiB free; {} tokens per batch ({} bytes of activations per token)",
+              device.str(), memory.free_bytes >> 20, memory.total_bytes >> 20, budget, bytes_per_token);
+  return budget;
+}
+
+std::int64_t default_token_budget(const std::vector<const Encoders*>& replicas) {
+  std::int64_t budget = INT64_MAX;
+  for (const Encoders* e : replicas)
+    budget = std::min(budget, default_token_budget(e->esm.device(), activation_bytes_per_token(*e)));
+  return budget;
 }
 
 std::vector<engine::Device> resolve_devices(const std::string& spec) {
@@ -110,7 +150,8 @@ engine::DType resolve_precision(const std::string& precision, engine::Device dev
     throw UsageError("--precision " + precision + " needs a GPU; the CPU computes in fp32");
   if (precision == "fp16") return engine::DType::kF16;
   if (precision == "bf16") return engine::DType::kBF16;
-  throw UsageError("--precision " + precision + ": not supported by this build (fp32, fp16, bf16)");
+  if (precision == "fp8") return engine::DType::kF8E4M3;  // ESM-2's products; the rest runs in f16
+  throw UsageError("--precision " + precision + ": not one of auto, fp32, fp16, bf16, fp8");
 }
 
 std::vector<float> embed_dnabert(const models::Dnabert2& model, const std::vector<std::string_view>& dna,

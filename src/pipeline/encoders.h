@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/backend.h"
 #include "engine/tensor.h"
 #include "models/dnabert2.h"
 #include "models/esm2.h"
@@ -23,6 +24,7 @@ struct Encoders {
   models::Dnabert2 dnabert;
   models::Esm2 esm;
   models::MlpClassifier mlp;
+  engine::DType dtype = engine::DType::kF32;  // the encoders' compute type
 
   static Encoders load(const ModelPaths& paths, engine::Device device,
                        engine::DType dtype = engine::DType::kF32);
@@ -36,6 +38,25 @@ std::vector<engine::Device> resolve_devices(const std::string& spec);
 
 // --precision for a device: "auto" = fp16 on a GPU, fp32 on the CPU; fp16/bf16 need a GPU.
 engine::DType resolve_precision(const std::string& precision, engine::Device device);
+
+// Default tokens per encoder batch (--token-budget), from the device's free memory once the models are
+// loaded. Activation bytes per token of one encoder layer in the compute type: the tensors live at once
+// (residual x, layer-norm output, q, k, v, attention output: 6 x hidden; the FFN's first output, `ffn`
+// wide) plus the f32 pooled rows (hidden, counted per token: the worst case of short sequences).
+std::int64_t activation_bytes_per_token(std::int64_t hidden, std::int64_t ffn, engine::DType dtype);
+// The larger of ESM-2's and DNABERT-S's (whose gated FFN's first output is 2 x intermediate wide).
+std::int64_t activation_bytes_per_token(const Encoders& encoders);
+// The budget for a device with `memory` free: at most half of it (the other half for what the estimate
+// leaves out: GEMM workspaces, the allocator's size classes, the v1 path's score matrices), rounded down
+// to a multiple of 1,024, within [4,096, 65,536] (at 65,536 tokens cuBLASLt's GEMMs are at their peak
+// already; more only costs memory). Unknown memory (0) gives 4,096. The CPU: 4,096 (a cache-friendly
+// size) whatever its memory. The one place the default is decided.
+std::int64_t token_budget_for_memory(engine::Device device, const engine::Backend::MemoryInfo& memory,
+                                     std::int64_t bytes_per_token);
+// token_budget_for_memory with the device's free memory now.
+std::int64_t default_token_budget(engine::Device device, std::int64_t bytes_per_token);
+// The smallest default over loaded replicas (one per device).
+std::int64_t default_token_budget(const std::vector<const Encoders*>& replicas);
 
 // Indices of token-id sequences cut into batches of at most `budget` tokens by first-fit decreasing (a
 // sequence longer than the budget forms a batch of its own). Deterministic: depends only on the lengths.

@@ -515,6 +515,9 @@ json merged_run_json(const MergeOptions& o, const std::vector<ShardInfo>& shards
     for (const auto& [key, value] : member_or_empty(s.run, "stage_seconds").items())
       stages[key] = stages.value(key, 0.0) + value.get<double>();
     from.push_back(s.dir.string());
+    // Each shard's devices chose their own default batch size: one figure only where they agree.
+    if (s.run.value("token_budget_used", json()) != j.value("token_budget_used", json()))
+      j.erase("token_budget_used");
   }
   stages["merge"] = merge_seconds;
   j["devices"] = devices;

@@ -1,14 +1,19 @@
 #include "pipeline/predict.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <deque>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <sstream>
+#include <thread>
 #include <unordered_set>
+#include <utility>
 
 #include <unistd.h>
 
@@ -41,12 +46,8 @@ using Clock = std::chrono::steady_clock;
 // Frames scored together: results never depend on where a window ends, only memory does.
 constexpr std::size_t kWindowFrames = 4096;
 constexpr std::size_t kSegmentsInFlight = 3;
-
-// Tokens per encoder batch: on a GPU the budget the ESM-2 3B benchmark runs with (bench/RESULTS.md);
-// on the CPU a cache-friendly size.
-std::int64_t default_token_budget(engine::Device device) {
-  return device.is_cpu() ? 4096 : 65536;
-}
+// Segments read and tokenized ahead of the devices, waiting to be submitted.
+constexpr std::size_t kSegmentsReady = 2;
 
 // One input record on its way through: the skeleton of its scores, filled once its segment is scored.
 struct PendingRecord {
@@ -58,8 +59,8 @@ struct PendingRecord {
 // leave in input order; `slots` points each frame at its place in its record's scores.
 struct Segment {
   std::uint64_t number = 0;
-  std::uint64_t records_done = 0;  // input records consumed once this segment is complete
-  std::deque<PendingRecord> records;
+  std::uint64_t records_done = 0;     // input records consumed once this segment is complete
+  std::deque<PendingRecord> records;  // the records it scores (of this shard, not scored before a resume)
   std::vector<FrameScore*> slots;
   std::unique_ptr<WindowWork> work = std::make_unique<WindowWork>();
 };
@@ -291,6 +292,117 @@ class DuplicateIds {
   std::unordered_set<std::size_t> seen_;
 };
 
+// The CPU side of the pipeline on its own thread, ahead of the devices (DESIGN.md "Pipeline and
+// scale"): reads the records, splits them into chunks and frames, writes the intermediate files and
+// tokenizes the frames for both encoders, handing out whole segments in input order. At most
+// kSegmentsReady segments wait, so memory stays bounded. An error (say, in the input) is handed out in
+// place of the segment it stopped.
+class SegmentProducer {
+ public:
+  SegmentProducer(std::vector<std::string> inputs, const PredictOptions& o, std::uint64_t records_done,
+                  std::uint64_t window_frames, const Encoders& encoders, IntermediateFiles* intermediate)
+      : options_(o),
+        records_done_(records_done),
+        window_frames_(window_frames),
+        encoders_(encoders),
+        intermediate_(intermediate),
+        reader_(std::move(inputs)),
+        splitter_(static_cast<std::size_t>(o.chunk_size)),
+        thread_([this] { run(); }) {}
+
+  // Stops the thread (after its current record) and waits for it.
+  ~SegmentProducer() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    thread_.join();
+  }
+  SegmentProducer(const SegmentProducer&) = delete;
+  SegmentProducer& operator=(const SegmentProducer&) = delete;
+
+  // The next segment; nullptr once every record was handed out (the intermediate files are then
+  // complete). Rethrows the thread's error. Ctrl-C is noticed here, by the caller's thread: the signal
+  // flag is read by one thread only, and the producer follows once it is stopped.
+  std::unique_ptr<Segment> next() {
+    std::unique_lock lock(mutex_);
+    while (!changed_.wait_for(lock, std::chrono::milliseconds(100),
+                              [&] { return !ready_.empty() || finished_; }))
+      check_interrupted();
+    if (ready_.empty()) {
+      if (error_) std::rethrow_exception(error_);
+      return nullptr;
+    }
+    auto segment = std::move(ready_.front());
+    ready_.pop_front();
+    changed_.notify_all();
+    return segment;
+  }
+
+ private:
+  void run() {
+    try {
+      produce();
+    } catch (...) {
+      std::lock_guard lock(mutex_);
+      error_ = std::current_exception();
+    }
+    {
+      std::lock_guard lock(mutex_);
+      finished_ = true;
+    }
+    changed_.notify_all();
+  }
+
+  void produce() {
+    DuplicateIds duplicates;
+    io::SequenceRecord record;
+    seq::RecordFrames split;
+    auto segment = std::make_unique<Segment>();
+    std::uint64_t number = 0;
+    // Hands the segment out; false when the consumer is gone.
+    auto hand_out = [&] {
+      segment->number = number++;
+      segment->records_done = reader_.next_index();
+      std::unique_lock lock(mutex_);
+      changed_.wait(lock, [&] { return ready_.size() < kSegmentsReady || stopping_; });
+      if (stopping_) return false;
+      ready_.push_back(std::exchange(segment, std::make_unique<Segment>()));
+      changed_.notify_all();
+      return true;
+    };
+    const auto& shard = options_.shard;
+    while (reader_.next(record)) {
+      if (stopping_) return;
+      const bool mine = !shard || record.index % static_cast<std::uint64_t>(shard->count) ==
+                                      static_cast<std::uint64_t>(shard->index);
+      if (!mine) continue;
+      duplicates.check(record);
+      splitter_.split(record.index, record.id, record.sequence, split);
+      if (intermediate_) intermediate_->add(record, split);
+      if (record.index < records_done_) continue;  // scored before the interruption
+      add_record(record, split, encoders_, *segment);
+      if (segment->slots.size() >= window_frames_ && !hand_out()) return;
+    }
+    hand_out();  // the last, maybe empty: its journal entry counts the records after the last frame
+  }
+
+  const PredictOptions& options_;
+  std::uint64_t records_done_, window_frames_;
+  const Encoders& encoders_;
+  IntermediateFiles* intermediate_;
+  io::SequenceReader reader_;
+  seq::FrameSplitter splitter_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<std::unique_ptr<Segment>> ready_;
+  std::atomic<bool> stopping_ = false;
+  bool finished_ = false;
+  std::exception_ptr error_;
+  std::thread thread_;  // last: starts once everything above is set up
+};
+
 // Classifies a segment's embedded frames, appends its records to the result files and journals it.
 void finish_segment(Segment& segment, const Encoders& encoders, ResultFiles& results, RunCounters& counters,
                     Journal& journal, const RunState& state) {
@@ -312,6 +424,9 @@ void finish_segment(Segment& segment, const Encoders& encoders, ResultFiles& res
   for (const auto& ids : work.dnabert_ids) counters.dnabert_tokens += ids.size();
   for (const auto& ids : work.esm_ids) counters.esm_tokens += ids.size();
   counters.frames += work.frames();
+  // Counted once committed, so that a resumed run's counts start from the journal's exactly.
+  counters.records += segment.records.size();
+  for (const auto& r : segment.records) counters.chunks += r.scores.num_chunks;
   for (const auto& r : segment.records) results.add(r.scores, r.index);
   journal.committed = results.sync();
   journal.records_done = segment.records_done;
@@ -365,11 +480,10 @@ void run_predict(const PredictOptions& o) {
   if (o.keep_intermediate) intermediate = std::make_unique<IntermediateFiles>(o.output_dir, o.chunk_size);
   std::vector<const Encoders*> workers;
   for (const auto& r : replicas) workers.push_back(r.get());
-  const std::int64_t budget = o.token_budget > 0 ? o.token_budget : default_token_budget(devices.front());
-  EmbeddingScheduler scheduler(workers, budget, o.packing);
+  // After loading: the free memory the weights leave sizes the batches.
+  info.token_budget_used = o.token_budget > 0 ? o.token_budget : default_token_budget(workers);
+  EmbeddingScheduler scheduler(workers, info.token_budget_used, o.packing);
   std::deque<std::unique_ptr<Segment>> in_flight;
-  auto next_segment = std::make_unique<Segment>();
-  std::uint64_t segment_number = 0;
   std::vector<std::string> inputs;
   for (const auto& in : o.inputs) inputs.push_back(in.string());
   Progress progress(inputs, o.shard ? 1.0 / o.shard->count : 1.0,
@@ -383,37 +497,19 @@ void run_predict(const PredictOptions& o) {
     progress.update(info.counters);
     check_interrupted();
   };
-  io::SequenceReader reader(inputs);
-  auto submit_segment = [&] {
-    next_segment->number = segment_number++;
-    next_segment->records_done = reader.next_index();
-    scheduler.submit(std::move(next_segment->work));
-    in_flight.push_back(std::move(next_segment));
-    next_segment = std::make_unique<Segment>();
-    // Bounded look-ahead: a few segments embed while the oldest is classified and written.
-    while (in_flight.size() > kSegmentsInFlight) finish_oldest();
-  };
 
   const auto compute_start = Clock::now();
-  DuplicateIds duplicates;
-  io::SequenceRecord record;
-  seq::FrameSplitter splitter(static_cast<std::size_t>(o.chunk_size));
-  seq::RecordFrames split;
-  while (reader.next(record)) {
-    check_interrupted();
-    const bool mine = !o.shard || record.index % static_cast<std::uint64_t>(o.shard->count) ==
-                                      static_cast<std::uint64_t>(o.shard->index);
-    if (!mine) continue;
-    duplicates.check(record);
-    splitter.split(record.index, record.id, record.sequence, split);
-    if (intermediate) intermediate->add(record, split);
-    if (record.index < journal.records_done) continue;  // scored before the interruption
-    ++info.counters.records;
-    info.counters.chunks += split.chunks.size();
-    add_record(record, split, models, *next_segment);
-    if (next_segment->slots.size() >= window_frames) submit_segment();
+  {
+    // This thread only feeds the devices and writes results; reading and tokenizing run ahead.
+    SegmentProducer producer(inputs, o, journal.records_done, window_frames, models, intermediate.get());
+    while (auto segment = producer.next()) {
+      check_interrupted();
+      scheduler.submit(std::move(segment->work));
+      in_flight.push_back(std::move(segment));
+      // Bounded look-ahead: a few segments embed while the oldest is classified and written.
+      while (in_flight.size() > kSegmentsInFlight) finish_oldest();
+    }
   }
-  submit_segment();
   while (!in_flight.empty()) finish_oldest();
   progress.finish(info.counters);
   info.add_stage("predict", compute_start);

@@ -98,6 +98,7 @@ void RunInfo::write(const fs::path& path, const std::string& device, const std::
       {"settings", settings_json(o)},
       {"models", models},
       {"devices", json::array({device})},
+      {"token_budget_used", token_budget_used},
       {"counts",
        {{"records", counters.records},
         {"chunks", counters.chunks},

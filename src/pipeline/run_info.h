@@ -32,6 +32,10 @@ class RunInfo {
              const std::string& fingerprint) const;
 
   RunCounters counters;
+  // Tokens per encoder batch this run used: --token-budget, or the default the devices' free memory
+  // gave. Outside "settings": the default may differ between runs and shards without changing results
+  // beyond rounding, so neither the resume fingerprint nor merge's comparison of settings includes it.
+  std::int64_t token_budget_used = 0;
 
  private:
   const PredictOptions& options_;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
@@ -123,6 +124,24 @@ TEST(Predict, OutputIsByteIdenticalAcrossThreadCounts) {
   for (const char* f :
        {"prediction_results.txt", "prediction_results_highestscore.csv", "sequence_summary.tsv"})
     EXPECT_EQ(test::read_file(dir / "t1" / f), test::read_file(dir / "t2" / f)) << f;
+}
+
+// On the CPU a frame's numbers do not depend on which frames share its batch; run.json records the
+// budget asked for in its settings (0 = the default) and the one used beside them.
+TEST(Predict, OutputIsByteIdenticalAcrossTokenBudgets) {
+  test::ScratchDir dir;
+  const std::string input = test::data_path("preprocess/coding.fa").string();
+  ASSERT_EQ(predict({input}, dir / "auto", {"--save-embeddings"}).exit_code, 0);
+  ASSERT_EQ(predict({input}, dir / "b64", {"--save-embeddings", "--token-budget", "64"}).exit_code, 0);
+  for (const char* f : {"prediction_results.txt", "prediction_results_highestscore.csv",
+                        "sequence_summary.tsv", "embeddings.h5"})
+    EXPECT_EQ(test::read_file(dir / "auto" / f), test::read_file(dir / "b64" / f)) << f;
+  const auto run_auto = nlohmann::json::parse(test::read_file(dir / "auto/run.json"));
+  const auto run_64 = nlohmann::json::parse(test::read_file(dir / "b64/run.json"));
+  EXPECT_EQ(run_auto.at("settings").at("token_budget"), 0);
+  EXPECT_EQ(run_auto.at("token_budget_used"), 4096);
+  EXPECT_EQ(run_64.at("settings").at("token_budget"), 64);
+  EXPECT_EQ(run_64.at("token_budget_used"), 64);
 }
 
 TEST(Predict, EmptyInputGivesHeaderOnlyFiles) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "test_util.h"
 
@@ -48,6 +49,11 @@ class Resume : public ::testing::Test {
 
   void expect_same_files(const fs::path& a, const fs::path& b) {
     for (const char* f : kResultFiles) EXPECT_EQ(test::read_file(a / f), test::read_file(b / f)) << f;
+    // Counted once per record, however often the run was interrupted.
+    const auto counts = [](const fs::path& dir) {
+      return nlohmann::json::parse(test::read_file(dir / "run.json")).at("counts");
+    };
+    EXPECT_EQ(counts(a), counts(b)) << "run.json counts";
     EXPECT_FALSE(fs::exists(b / ".virnucpro-run")) << "state folder left behind";
   }
 };

@@ -86,6 +86,7 @@ json run_json(std::optional<std::pair<int, int>> shard, std::uint64_t records, s
             {"save_embeddings", embeddings}}},
           {"models", {{"esm2", {{"location", "/models/esm2"}, {"files", {model_file}}}}}},
           {"devices", {"cpu"}},
+          {"token_budget_used", 4096},
           {"counts", {{"records", records}, {"chunks", 0}, {"frames", frames}}},
           {"stage_seconds", {{"total", 1.5}}},
           {"fingerprint", shard ? "shard" + std::to_string(shard->first) : "single"},
@@ -208,6 +209,20 @@ TEST(Merge, RunJsonIsASingleRunsWithSummedCountsAndItsSources) {
   EXPECT_EQ(j.at("complete"), true);
   EXPECT_EQ(j.at("command_line"), "virnucpro merge");
   EXPECT_FALSE(j.contains("fingerprint"));  // a shard's resume fingerprint is not the merged run's
+}
+
+// Each node's free memory picks its default batch size: shards that differ in it still merge, and the
+// merged run.json gives the figure only where they agree.
+TEST(Merge, ShardsWithDifferentDefaultBatchSizesMerge) {
+  test::ScratchDir dir;
+  const auto shards = write_shards(dir.path(), sample_records(), 3);
+  merge(shards, dir / "same");
+  EXPECT_EQ(read_json(dir / "same/run.json").at("token_budget_used"), 4096);
+  json j = read_json(shards[1] / "run.json");
+  j["token_budget_used"] = 16384;
+  test::write_file(shards[1] / "run.json", j.dump(2));
+  merge(shards, dir / "differ");
+  EXPECT_FALSE(read_json(dir / "differ/run.json").contains("token_budget_used"));
 }
 
 TEST(Merge, ShardOrderOnTheCommandLineDoesNotMatter) {

@@ -72,6 +72,7 @@ TEST(ShardedPredict, MergedShardsEqualASingleRunByteForByte) {
   const auto single_run = nlohmann::json::parse(test::read_file(dir / "single/run.json"));
   const auto merged_run = nlohmann::json::parse(test::read_file(dir / "merged/run.json"));
   EXPECT_EQ(merged_run.at("settings"), single_run.at("settings"));
+  EXPECT_EQ(merged_run.at("token_budget_used"), single_run.at("token_budget_used"));
   for (const char* count : {"records", "chunks", "frames", "dnabert_tokens", "esm_tokens"})
     EXPECT_EQ(merged_run.at("counts").at(count), single_run.at("counts").at(count)) << count;
   EXPECT_EQ(merged_run.at("merged_from").size(), 3u);
