@@ -22,7 +22,6 @@ for p in fp16 bf16; do
     --precision $p --esm-model "$work/esm3b" --dnabert-model "$work/dnabert" \
     --classifier tests/data/mlp/mlp_full_3328x512.pth 2>&1 | tail -25 | tee "$out/attention_$p.log"
   echo "compare-attention $p exit ${PIPESTATUS[0]} after $((SECONDS - start)) s" | tee -a "$out/attention_$p.log"
-  cp "$work/attention_$p/divergence.json" "$out/divergence_$p.json" 2>/dev/null
   python3 - "$work/attention_$p/divergence.tsv" "$p" <<'PY'
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
@@ -35,30 +34,33 @@ print(f"{sys.argv[2]}: {len(rows)} frames; per-frame ESM-2 cosine min {min(cos):
 PY
 done
 
-# fp8 against fp32 on the same frames (SPEC §9: per-embedding cosine >= 0.995, labels >= 99.5% equal):
-# whole `predict` in both precisions with --save-embeddings, compared row by row.
-for p in fp32 fp8; do
-  timeout 300 "$bin/virnucpro" predict "$work/mixed.fa" -o "$work/pred_$p" --device cuda:0 --precision $p \
-    --esm-model "$work/esm3b" --dnabert-model "$work/dnabert" --classifier tests/data/mlp/mlp_full_3328x512.pth \
-    --save-embeddings --force -q 2>&1 | tail -3
+# The same frames through the whole `predict` in fp32, fp16 (packed and v1) and fp8, embeddings saved:
+# each against fp32 (the floor of the precision itself, next to the packed-vs-v1 difference above, and
+# SPEC §9's fp8 check: cosine >= 0.995, labels >= 99.5 % equal).
+for run in fp32 fp16 fp16_v1 fp8; do
+  p=${run%_v1}; extra=(); [[ $run == *_v1 ]] && extra=(--v1-attention)
+  timeout 300 "$bin/virnucpro" predict "$work/mixed.fa" -o "$work/pred_$run" --device cuda:0 --precision $p \
+    "${extra[@]}" --esm-model "$work/esm3b" --dnabert-model "$work/dnabert" \
+    --classifier tests/data/mlp/mlp_full_3328x512.pth --save-embeddings --force -q 2>&1 | tail -3
 done
-python3 - "$work/pred_fp32" "$work/pred_fp8" <<'PY'
+python3 - "$work" <<'PY'
 import sys
-a = [l.split("\t") for l in open(sys.argv[1] + "/prediction_results.txt")][1:]
-b = [l.split("\t") for l in open(sys.argv[2] + "/prediction_results.txt")][1:]
-assert [r[0] for r in a] == [r[0] for r in b], "rows differ"
-agree = sum(x[1] == y[1] for x, y in zip(a, b))
-d = max(abs(float(x[3]) - float(y[3])) for x, y in zip(a, b))
-print(f"fp8 vs fp32 predict: {len(a)} frames, labels equal {agree}/{len(a)} = {100 * agree / len(a):.2f} %, "
-      f"max |score2 diff| {d:.3e}")
-try:
-    import h5py, numpy as np
-except ImportError:
-    print("no h5py: embedding cosines not computed"); sys.exit(0)
-for name in ("esm", "dnabert"):
-    x = np.asarray(h5py.File(sys.argv[1] + "/embeddings.h5")[name], dtype=np.float64)
-    y = np.asarray(h5py.File(sys.argv[2] + "/embeddings.h5")[name], dtype=np.float64)
-    cos = (x * y).sum(1) / np.sqrt((x * x).sum(1) * (y * y).sum(1))
-    print(f"fp8 vs fp32 {name} embeddings: min cosine {cos.min():.6f}, mean {cos.mean():.6f}, "
-          f"rows below 0.995: {(cos < 0.995).sum()}")
+import h5py, numpy as np
+work = sys.argv[1]
+def load(run):
+    rows = [l.split("\t") for l in open(f"{work}/pred_{run}/prediction_results.txt")][1:]
+    with h5py.File(f"{work}/pred_{run}/embeddings.h5") as f:
+        return rows, np.asarray(f["esm"], dtype=np.float64)
+ref_rows, ref = load("fp32")
+print(f"fp32 ESM-2 embeddings: {ref.shape[0]} frames, max |value| {np.abs(ref).max():.3f}, mean |value| {np.abs(ref).mean():.3f}")
+for run in ("fp16", "fp16_v1", "fp8"):
+    rows, emb = load(run)
+    assert [r[0] for r in rows] == [r[0] for r in ref_rows], "rows differ"
+    cos = (emb * ref).sum(1) / np.sqrt((emb * emb).sum(1) * (ref * ref).sum(1))
+    diff = np.abs(emb - ref).max(1)
+    agree = sum(x[1] == y[1] for x, y in zip(rows, ref_rows))
+    d2 = max(abs(float(x[3]) - float(y[3])) for x, y in zip(rows, ref_rows))
+    print(f"{run} vs fp32: ESM-2 cosine min {cos.min():.7f} mean {cos.mean():.7f}; per-frame max |diff| "
+          f"max {diff.max():.3e} median {np.median(diff):.3e}; labels equal {agree}/{len(rows)} "
+          f"({100 * agree / len(rows):.2f} %); max |score2 diff| {d2:.3e}")
 PY

@@ -8,6 +8,7 @@
 #   4. a random full-size DNABERT-S (tools/dnabert_reference.py) and bench_dnabert_gpu.
 # Logs go to $OUT (gpu.txt, tests.log, gen.log, hf.log, bench.log, dnabert.log).
 #   usage: tools/device_esm_gpu.sh [PROTEINS_PER_LENGTH=20000] [LENGTHS=166,100,50] [BENCH_ARGS...]
+#   SKIP_DNABERT_BENCH=1 makes the DNABERT-S model (for later steps) without benchmarking it.
 set -uo pipefail
 count=${1:-20000}
 lengths=${2:-166,100,50}
@@ -27,7 +28,8 @@ start=$SECONDS
 timeout 120 "$bin/cuda_nodevice_tests" > "$out/tests.log" 2>&1
 timeout 300 "$bin/engine_cuda_tests" >> "$out/tests.log" 2>&1
 echo "engine_cuda_tests exit $? after $((SECONDS - start)) s" | tee -a "$out/tests.log"
-grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[  FAILED  \]|Failure|Expected|Which is|actual|seed" "$out/tests.log" | head -60
+grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[  FAILED  \]|Failure|Expected|Which is|actual|seed|fp8 vs|what\(\)|exception" "$out/tests.log" | head -60
+tail -5 "$out/tests.log"
 
 start=$SECONDS
 if [[ ! -f $work/esm3b/config.json ]]; then
@@ -50,5 +52,6 @@ start=$SECONDS
 [[ -f $work/dnabert/config.json ]] || PYTHONUNBUFFERED=1 timeout 200 python3 tools/dnabert_reference.py \
   "$work/dnabert" --preset full --device cuda --dtype float32 \
   --tokenizer tests/data/tokenizers/dnabert2-117m.tokenizer.json > "$out/dnabert.log" 2>&1
-timeout 200 "$bin/bench_dnabert_gpu" --model "$work/dnabert" --count "$count" 2>&1 | tee -a "$out/dnabert.log"
+[[ ${SKIP_DNABERT_BENCH:-0} == 1 ]] ||
+  timeout 200 "$bin/bench_dnabert_gpu" --model "$work/dnabert" --count "$count" 2>&1 | tee -a "$out/dnabert.log"
 echo "bench_dnabert_gpu exit $? after $((SECONDS - start)) s"

@@ -166,19 +166,20 @@ class CudaBackend final : public Backend {
   Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, bool fuse_gelu) override {
     auto scope = op(profiler_.on() ? std::string(fuse_gelu ? "linear+gelu " : "linear ") + weight.describe()
                                    : std::string());
+    if (weight.dtype() == DType::kF8E4M3) return linear_f8(x, weight, bias, fuse_gelu ? kF8Gelu : kF8Plain);
     const auto in = weight.dim(1), out_features = weight.dim(0), rows = x.numel() / in;
-    const bool f8 = weight.dtype() == DType::kF8E4M3;
-    // An f8 product writes the bias's dtype (ops.h); its GELU output is handed on quantised.
-    Tensor y = empty({rows, out_features}, f8 ? (bias.defined() ? bias.dtype() : DType::kF16) : x.dtype());
+    Tensor y = empty({rows, out_features}, x.dtype());
     run_linear(x, weight, bias, y, false);
-    if (fuse_gelu && f8) return quantize(y, true);
     if (fuse_gelu) kernels::gelu(y.raw(), y.raw(), y.dtype(), y.numel(), stream_);
     return y;
   }
 
   void linear_accumulate(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias) override {
     auto scope = op(profiler_.on() ? "linear+residual " + weight.describe() : std::string());
-    run_linear(x, weight, bias, out, true);
+    if (weight.dtype() == DType::kF8E4M3)
+      linear_f8(x, weight, bias, kF8Accumulate, &out);
+    else
+      run_linear(x, weight, bias, out, true);
   }
 
   Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
@@ -381,17 +382,45 @@ class CudaBackend final : public Backend {
     return batch.cu_seqlens.data<std::int32_t>();
   }
 
-  void run_linear(const Tensor& x_in, const Tensor& weight, const Tensor& bias, Tensor& y, bool accumulate) {
-    const bool f8 = weight.dtype() == DType::kF8E4M3;
-    const Tensor x = f8 && x_in.dtype() != DType::kF8E4M3 ? quantize(x_in, false) : x_in;
+  void run_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y, bool accumulate) {
     const auto in = weight.dim(1), out_features = weight.dim(0), rows = x.numel() / in;
     GemmProblem p;
     p.m = rows, p.n = out_features, p.k = in, p.lda = in, p.ldb = in, p.ldc = out_features;
     p.trans_b = true, p.ab_type = x.dtype(), p.c_type = y.dtype();
-    p.has_bias = bias.defined(), p.accumulate = accumulate, p.fast_accum = f8 && fp8_fast_accum_;
+    p.has_bias = bias.defined(), p.accumulate = accumulate;
     const Tensor b = bias.defined() ? as(bias, y.dtype()) : Tensor{};
-    gemm_->run(p, x.raw(), weight.raw(), y.raw(), b.defined() ? b.raw() : nullptr, 1.0f,
-               f8 ? x.row_scale().data<float>() : nullptr, f8 ? weight.row_scale().data<float>() : nullptr);
+    gemm_->run(p, x.raw(), weight.raw(), y.raw(), b.defined() ? b.raw() : nullptr);
+  }
+
+  // An f8 product: cuBLASLt multiplies the e4m3 codes (fp32 accumulation) into a raw f16 result scaled by
+  // 1/448² (so that it cannot overflow: |raw| <= in_features); one more pass applies the two row
+  // scales (token, output feature) and the bias, and either writes the values, adds them to `out`
+  // (residual), or quantises their GELU per row for the next f8 product.
+  enum F8Output { kF8Plain, kF8Accumulate, kF8Gelu };
+  Tensor linear_f8(const Tensor& x_in, const Tensor& weight, const Tensor& bias, F8Output mode,
+                   Tensor* out = nullptr) {
+    static constexpr float kCodeMax = 448.0f;
+    const Tensor x = x_in.dtype() == DType::kF8E4M3 ? x_in : quantize(x_in, false);
+    const auto in = weight.dim(1), out_features = weight.dim(0), rows = x.numel() / in;
+    const DType values = out ? out->dtype() : bias.defined() ? bias.dtype() : DType::kF16;
+    Tensor raw = empty({rows, out_features}, values);
+    GemmProblem p;
+    p.m = rows, p.n = out_features, p.k = in, p.lda = in, p.ldb = in, p.ldc = out_features;
+    p.trans_b = true, p.ab_type = DType::kF8E4M3, p.c_type = values, p.fast_accum = fp8_fast_accum_;
+    gemm_->run(p, x.raw(), weight.raw(), raw.raw(), nullptr, 1.0f / (kCodeMax * kCodeMax));
+    const Tensor b = bias.defined() ? as(bias, values) : Tensor{};
+    const kernels::ProductScale scale{x.row_scale().data<float>(), weight.row_scale().data<float>(),
+                                      kCodeMax * kCodeMax, b.defined() ? b.raw() : nullptr};
+    if (mode == kF8Gelu) {
+      Tensor q = empty({rows, out_features}, DType::kF8E4M3), q_scale = empty({rows}, DType::kF32);
+      kernels::quantize_rows(raw.raw(), values, rows, out_features, true, static_cast<std::uint8_t*>(q.raw()),
+                             q_scale.data<float>(), stream_, scale);
+      return q.with_row_scale(std::move(q_scale));
+    }
+    Tensor& target = mode == kF8Accumulate ? *out : raw;
+    kernels::scale_product(raw.raw(), values, rows, out_features, scale, target.raw(), mode == kF8Accumulate,
+                           stream_);
+    return target;
   }
 
   // x [rows, cols] (f32/f16/bf16) as f8 e4m3 with one scale per row; of gelu(x) when `gelu`.

@@ -4,10 +4,9 @@
 //
 // Row-major convention: C[m, n] = alpha · A[m, k] · op(B) + beta · C + bias[n], where B is [n, k]
 // (trans_b, the PyTorch weight layout: y = x·Wᵀ) or [k, n]. f16/bf16 operands accumulate in fp32;
-// f32 operands use the exact fp32 path (no TF32). f8 (e4m3) operands come with one f32 scale per row of
-// A (m) and per row of B ([n, k], trans_b only; cuBLASLt's outer-vector scaling), accumulate in fp32
-// and write f16/bf16. The descriptors and the algorithm are built once per distinct problem (shapes,
-// types, alignment) and cached.
+// f32 operands use the exact fp32 path (no TF32). f8 (e4m3) operands (B as [n, k], no bias epilogue)
+// accumulate in fp32 and write f16/bf16 scaled by alpha only: their row scales are the caller's. The
+// descriptors and the algorithm are built once per distinct problem (shapes, types, alignment) and cached.
 #include <cuda_runtime_api.h>
 
 #include <compare>
@@ -44,9 +43,7 @@ class Gemm {
   Gemm& operator=(const Gemm&) = delete;
 
   // Enqueues C = alpha·A·op(B) (+ C) (+ bias) on the stream; bias may be null when !problem.has_bias.
-  // a_scale [m] and b_scale [n]: the row scales of f8 operands (null otherwise).
-  void run(GemmProblem problem, const void* a, const void* b, void* c, const void* bias, float alpha = 1.0f,
-           const float* a_scale = nullptr, const float* b_scale = nullptr);
+  void run(GemmProblem problem, const void* a, const void* b, void* c, const void* bias, float alpha = 1.0f);
 
  private:
   struct Plan;  // cuBLASLt descriptors and the chosen algorithm of one problem

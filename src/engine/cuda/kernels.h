@@ -36,11 +36,26 @@ void layer_norm(const void* x, DType dt, const float* gamma, const float* beta, 
 void layer_norm_f8(const void* x, DType dt, const float* gamma, const float* beta, std::int64_t rows,
                    std::int64_t cols, float eps, std::uint8_t* out, float* scale, cudaStream_t stream);
 
+// The raw result of an f8 product (x8·W8ᵀ, scaled by alpha only) made true: value[r, c] =
+// raw[r, c] · row_scale[r] · col_scale[c] · factor + bias[c] (row/col scales: the operands' row scales;
+// bias of the activation dtype, may be null). row_scale null = the input is already the value.
+struct ProductScale {
+  const float* row_scale = nullptr;
+  const float* col_scale = nullptr;
+  float factor = 1.0f;
+  const void* bias = nullptr;
+};
+
 // Per-row fp8 e4m3 quantisation of x [rows, cols] (ops::cast to f8): scale[r] = max|row| / 448 (1 for a
 // zero row), out = e4m3(x · 448 / max|row|), nearest even, saturating. With gelu, the rows quantised are
-// gelu(x) (exact erf form): the hand-over from one f8 product to the next in a transformer FFN.
+// gelu(x) (erf form): the hand-over from one f8 product to the next in a transformer FFN. `product`
+// first turns a raw f8 product into its values.
 void quantize_rows(const void* x, DType dt, std::int64_t rows, std::int64_t cols, bool gelu,
-                   std::uint8_t* out, float* scale, cudaStream_t stream);
+                   std::uint8_t* out, float* scale, cudaStream_t stream, const ProductScale& product = {});
+
+// out [rows, cols] = (or += with accumulate) the values of a raw f8 product (ProductScale); out may be raw.
+void scale_product(const void* raw, DType dt, std::int64_t rows, std::int64_t cols,
+                   const ProductScale& product, void* out, bool accumulate, cudaStream_t stream);
 
 // Half-split rotary embedding in place on x [tokens, heads·head_dim]; positions restart at 0 at every
 // cu_seqlens boundary; inv_freq f32 [head_dim/2]; cos and sin computed in fp32.

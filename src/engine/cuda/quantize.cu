@@ -1,6 +1,7 @@
-// Per-row fp8 e4m3 quantisation (ops::cast to f8, and the GELU hand-over between the two f8 products of
-// a transformer FFN). One block per row: the row is read once into registers where it fits, its
-// largest magnitude found with a block reduction, then written as bytes with the row's scale.
+// fp8 e4m3 with one scale per row: quantisation (ops::cast to f8, and the GELU hand-over between the two
+// f8 products of a transformer FFN), and the scaling of an f8 product's raw result by its operands' row
+// scales. Quantisation: one block per row, the row read once into registers where it fits, its largest
+// magnitude found with a block reduction, then written as bytes with the row's scale.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -22,11 +23,25 @@ __device__ __forceinline__ float activation(float x) {
     return x;
 }
 
+// The raw result of an f8 product, row r, column c, as the true value (ProductScale in kernels.h).
+template <typename T>
+struct Unscale {
+  const float* row_scale;  // null: the input is already the value
+  const float* col_scale;
+  float factor;
+  const T* bias;  // may be null
+  __device__ __forceinline__ float operator()(float raw, std::int64_t r, std::int64_t c) const {
+    if (!row_scale) return raw;
+    const float v = raw * row_scale[r] * col_scale[c] * factor;
+    return bias ? v + to_f32(bias[c]) : v;
+  }
+};
+
 // Registers path: each thread holds at most kChunks 16-byte chunks of the row.
 template <typename T, int kChunks, bool kGelu>
 __global__ void __launch_bounds__(kQuantThreads)
-    quantize_rows_vec_kernel(const T* __restrict__ x, int cols, std::uint8_t* __restrict__ out,
-                             float* __restrict__ scale) {
+    quantize_rows_vec_kernel(const T* __restrict__ x, int cols, Unscale<T> unscale,
+                             std::uint8_t* __restrict__ out, float* __restrict__ scale) {
   constexpr int V = 16 / sizeof(T);
   const int chunks = cols / V;
   const auto* row = reinterpret_cast<const Pack<T, V>*>(x + blockIdx.x * std::int64_t{cols});
@@ -40,7 +55,7 @@ __global__ void __launch_bounds__(kQuantThreads)
     const Pack<T, V> p = row[c];
 #pragma unroll
     for (int e = 0; e < V; ++e) {
-      v[j][e] = activation<kGelu>(to_f32(p.v[e]));
+      v[j][e] = activation<kGelu>(unscale(to_f32(p.v[e]), blockIdx.x, c * V + e));
       amax = fmaxf(amax, fabsf(v[j][e]));
     }
   }
@@ -61,23 +76,23 @@ __global__ void __launch_bounds__(kQuantThreads)
 // Any size: two passes over the row (the second from cache).
 template <typename T, bool kGelu>
 __global__ void __launch_bounds__(kQuantThreads)
-    quantize_rows_kernel(const T* __restrict__ x, std::int64_t cols, std::uint8_t* __restrict__ out,
-                         float* __restrict__ scale) {
+    quantize_rows_kernel(const T* __restrict__ x, std::int64_t cols, Unscale<T> unscale,
+                         std::uint8_t* __restrict__ out, float* __restrict__ scale) {
   const T* row = x + blockIdx.x * cols;
   std::uint8_t* out_row = out + blockIdx.x * cols;
   float amax = 0.0f;
   for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x)
-    amax = fmaxf(amax, fabsf(activation<kGelu>(to_f32(row[c]))));
+    amax = fmaxf(amax, fabsf(activation<kGelu>(unscale(to_f32(row[c]), blockIdx.x, c))));
   amax = block_max(amax);
   const float inv = e4m3_inverse_scale(amax);
   if (threadIdx.x == 0) scale[blockIdx.x] = e4m3_scale(amax);
   for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x)
-    out_row[c] = to_e4m3(activation<kGelu>(to_f32(row[c])) * inv);
+    out_row[c] = to_e4m3(activation<kGelu>(unscale(to_f32(row[c]), blockIdx.x, c)) * inv);
 }
 
 template <typename T, bool kGelu>
-void launch_quantize(const T* x, std::int64_t rows, std::int64_t cols, std::uint8_t* out, float* scale,
-                     cudaStream_t stream) {
+void launch_quantize(const T* x, std::int64_t rows, std::int64_t cols, Unscale<T> unscale, std::uint8_t* out,
+                     float* scale, cudaStream_t stream) {
   constexpr int V = 16 / sizeof(T);
   const std::int64_t chunks = cols / V;
   const bool vec = cols % V == 0 && aligned16(x) && aligned_to(out, V);
@@ -86,7 +101,7 @@ void launch_quantize(const T* x, std::int64_t rows, std::int64_t cols, std::uint
     if (threads > kQuantThreads) continue;
     auto launch = [&](auto kernel) {
       kernel<<<static_cast<unsigned>(rows), static_cast<unsigned>(threads), 0, stream>>>(
-          x, static_cast<int>(cols), out, scale);
+          x, static_cast<int>(cols), unscale, out, scale);
     };
     if (k == 1) launch(quantize_rows_vec_kernel<T, 1, kGelu>);
     if (k == 2) launch(quantize_rows_vec_kernel<T, 2, kGelu>);
@@ -95,22 +110,63 @@ void launch_quantize(const T* x, std::int64_t rows, std::int64_t cols, std::uint
     return;
   }
   quantize_rows_kernel<T, kGelu>
-      <<<static_cast<unsigned>(rows), kQuantThreads, 0, stream>>>(x, cols, out, scale);
+      <<<static_cast<unsigned>(rows), kQuantThreads, 0, stream>>>(x, cols, unscale, out, scale);
+}
+
+// out[r, c] (+)= raw[r, c] · row_scale[r] · col_scale[c] · factor + bias[c], V columns per thread.
+template <typename T, int V>
+__global__ void scale_product_kernel(const T* __restrict__ raw, std::int64_t rows, std::int64_t cols,
+                                     Unscale<T> unscale, T* out, bool accumulate) {
+  const std::int64_t packs = rows * cols / V, stride = std::int64_t{gridDim.x} * blockDim.x;
+  for (std::int64_t p = blockIdx.x * std::int64_t{blockDim.x} + threadIdx.x; p < packs; p += stride) {
+    const std::int64_t r = p * V / cols, c0 = p * V % cols;
+    const Pack<T, V> in = reinterpret_cast<const Pack<T, V>*>(raw)[p];
+    Pack<T, V> o = accumulate ? reinterpret_cast<const Pack<T, V>*>(out)[p] : Pack<T, V>{};
+#pragma unroll
+    for (int e = 0; e < V; ++e) {
+      const float v = unscale(to_f32(in.v[e]), r, c0 + e);
+      o.v[e] = from_f32<T>(accumulate ? to_f32(o.v[e]) + v : v);
+    }
+    reinterpret_cast<Pack<T, V>*>(out)[p] = o;
+  }
 }
 
 }  // namespace
 
 void quantize_rows(const void* x, DType dt, std::int64_t rows, std::int64_t cols, bool gelu,
-                   std::uint8_t* out, float* scale, cudaStream_t stream) {
+                   std::uint8_t* out, float* scale, cudaStream_t stream, const ProductScale& product) {
   if (rows == 0) return;
   dispatch_float(dt, [&](auto tag) {
     using T = decltype(tag);
+    const Unscale<T> unscale{product.row_scale, product.col_scale, product.factor,
+                             static_cast<const T*>(product.bias)};
     if (gelu)
-      launch_quantize<T, true>(static_cast<const T*>(x), rows, cols, out, scale, stream);
+      launch_quantize<T, true>(static_cast<const T*>(x), rows, cols, unscale, out, scale, stream);
     else
-      launch_quantize<T, false>(static_cast<const T*>(x), rows, cols, out, scale, stream);
+      launch_quantize<T, false>(static_cast<const T*>(x), rows, cols, unscale, out, scale, stream);
   });
   check_launch("quantize_rows_kernel");
+}
+
+void scale_product(const void* raw, DType dt, std::int64_t rows, std::int64_t cols,
+                   const ProductScale& product, void* out, bool accumulate, cudaStream_t stream) {
+  if (rows * cols == 0) return;
+  dispatch_float(dt, [&](auto tag) {
+    using T = decltype(tag);
+    const Unscale<T> unscale{product.row_scale, product.col_scale, product.factor,
+                             static_cast<const T*>(product.bias)};
+    constexpr int V = 16 / sizeof(T);
+    const bool vec = cols % V == 0 && aligned16(raw) && aligned16(out);
+    const std::int64_t packs = rows * cols / (vec ? V : 1);
+    const auto blocks = static_cast<unsigned>(std::min<std::int64_t>((packs + 255) / 256, 8192));
+    if (vec)
+      scale_product_kernel<T, V><<<blocks, 256, 0, stream>>>(static_cast<const T*>(raw), rows, cols, unscale,
+                                                             static_cast<T*>(out), accumulate);
+    else
+      scale_product_kernel<T, 1><<<blocks, 256, 0, stream>>>(static_cast<const T*>(raw), rows, cols, unscale,
+                                                             static_cast<T*>(out), accumulate);
+  });
+  check_launch("scale_product_kernel");
 }
 
 }  // namespace vnp::engine::cuda::kernels
