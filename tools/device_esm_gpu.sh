@@ -24,12 +24,7 @@ if [[ ! -e /work/main/tests/data ]]; then mkdir -p /work && ln -sfn "$PWD" /work
 
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1 | tee "$out/gpu.txt"
 
-start=$SECONDS
-timeout 120 "$bin/cuda_nodevice_tests" > "$out/tests.log" 2>&1
-timeout 300 "$bin/engine_cuda_tests" >> "$out/tests.log" 2>&1
-echo "engine_cuda_tests exit $? after $((SECONDS - start)) s" | tee -a "$out/tests.log"
-grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[  FAILED  \]|Failure|Expected|Which is|actual|seed|fp8 vs|what\(\)|exception" "$out/tests.log" | head -60
-tail -5 "$out/tests.log"
+bash tools/device_gpu_tests.sh
 
 start=$SECONDS
 if [[ ! -f $work/esm3b/config.json ]]; then

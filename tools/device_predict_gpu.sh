@@ -5,7 +5,8 @@
 #   2. with PRESET set (e.g. 3B), full-size random models: N synthetic 500 bp coding reads through the
 #      whole `predict`, next to bench_esm_gpu on the same proteins, and the ratio.
 #   usage: tools/device_predict_gpu.sh [READS=100000] [PRESET=none|650M|3B] [DEVICES="cuda:0 cuda:0,1"]
-#   environment: PRECISION (default fp16), ESM_ONLY_COUNT (proteins for the ESM-2-only rate; default READS)
+#   environment: PRECISION (default fp16), ESM_ONLY_COUNT (proteins for the ESM-2-only rate; default READS),
+#   GPU_TESTS=1 (run tools/device_gpu_tests.sh first)
 set -uo pipefail
 reads=${1:-100000}
 preset=${2:-none}
@@ -17,6 +18,7 @@ tar -xJf .device/cuda/bundle.tar.xz -C "$work" || exit 1
 export LD_LIBRARY_PATH=$work/bundle/lib:${LD_LIBRARY_PATH:-}
 bin=$work/bundle/bin
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee "$out/gpu.txt"
+[[ ${GPU_TESTS:-0} == 1 ]] && bash tools/device_gpu_tests.sh
 
 tiny=(--esm-model tests/data/esm2_tiny --dnabert-model tests/data/dnabert2_tiny
       --classifier tests/data/mlp/mlp_tiny_160x32.pth -q --force)

@@ -198,27 +198,54 @@ nlohmann::json reference(const std::string& fixture) {
 }
 
 // --precision fp8 through the same model code: per-embedding cosine to fp32 >= 0.995 (SPEC §9).
-TEST(CudaFp8, Esm2InFp8IsCloseToFp32) {
+class CudaFp8Esm2 : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CudaFp8Esm2, CloseToFp32) {
   VNP_REQUIRE_GPU();
-  for (const std::string fixture : {"esm2_tiny", "esm2_small64"}) {
-    SCOPED_TRACE(fixture);
-    tokenize::EsmAlphabet alphabet;
-    std::vector<std::vector<std::int32_t>> tokens;
-    for (const auto& s : reference(fixture)["sequences"])
-      tokens.push_back(alphabet.encode(s["protein"].get<std::string>()));
-    const std::string dir = vnp::test::data_path(fixture).string();
-    models::Esm2 model = models::Esm2::load(dir, gpu());
-    const PackedBatch batch = PackedBatch::pack(tokens, gpu());
-    Tensor fp32 = model.embed(batch);
-    model.set_compute_dtype(DType::kF8E4M3);
-    Tensor f8 = model.embed(batch);
-    EXPECT_EQ(f8.dtype(), DType::kF32);
-    const double cosine = min_row_cosine(f8, fp32);
-    EXPECT_GE(cosine, 0.995);
-    std::cout << fixture << ": fp8 vs fp32 min cosine " << cosine << "\n";
-    model.set_v1_attention(true);
-    EXPECT_GE(min_row_cosine(model.embed(batch), fp32), 0.995);
-  }
+  const std::string fixture = GetParam();
+  tokenize::EsmAlphabet alphabet;
+  std::vector<std::vector<std::int32_t>> tokens;
+  for (const auto& s : reference(fixture)["sequences"])
+    tokens.push_back(alphabet.encode(s["protein"].get<std::string>()));
+  models::Esm2 model = models::Esm2::load(vnp::test::data_path(fixture).string(), gpu());
+  const PackedBatch batch = PackedBatch::pack(tokens, gpu());
+  Tensor fp32 = model.embed(batch);
+  model.set_compute_dtype(DType::kF8E4M3);
+  Tensor f8 = model.embed(batch);
+  EXPECT_EQ(f8.dtype(), DType::kF32);
+  const double cosine = min_row_cosine(f8, fp32);
+  EXPECT_GE(cosine, 0.995);
+  std::cout << fixture << ": fp8 vs fp32 min cosine " << cosine << "\n";
+  model.set_v1_attention(true);
+  EXPECT_GE(min_row_cosine(model.embed(batch), fp32), 0.995);
+}
+
+// small64 (hidden 256, FFN 1024) before tiny (hidden 64, FFN 256).
+INSTANTIATE_TEST_SUITE_P(Fixtures, CudaFp8Esm2, ::testing::Values("esm2_small64", "esm2_tiny"));
+
+// f8 products at the smallest widths a model may have (64 features), one token to many.
+TEST(CudaFp8, SmallProducts) {
+  VNP_REQUIRE_GPU();
+  for (std::int64_t n : {1, 37, 300})
+    for (auto [in, out] : {std::pair<std::int64_t, std::int64_t>{64, 64}, {64, 256}, {256, 64}}) {
+      const auto seed = fresh_seed();
+      SCOPED_TRACE(::testing::Message() << n << "x" << in << "->" << out << " seed " << seed);
+      const auto xv = random_floats(static_cast<std::size_t>(n * in), seed);
+      const auto wv = random_floats(static_cast<std::size_t>(out * in), seed + 1, 0.1f);
+      const Quantised xq = quantise_rows(xv, n, in), wq = quantise_rows(wv, out, in);
+      std::vector<float> want(static_cast<std::size_t>(n * out));
+      for (std::int64_t i = 0; i < n; ++i)
+        for (std::int64_t o = 0; o < out; ++o) {
+          double sum = 0;
+          for (std::int64_t c = 0; c < in; ++c)
+            sum += static_cast<double>(xq.values[static_cast<std::size_t>(i * in + c)]) *
+                   wq.values[static_cast<std::size_t>(o * in + c)];
+          want[static_cast<std::size_t>(i * out + o)] = static_cast<float>(sum);
+        }
+      Tensor y = ops::linear(ops::cast(Tensor::from_floats(xv, {n, in}).to(gpu()), DType::kF8E4M3),
+                             ops::cast(Tensor::from_floats(wv, {out, in}).to(gpu()), DType::kF8E4M3));
+      EXPECT_LT(relative_l2(y, Tensor::from_floats(want, {n, out})), 1e-3);
+    }
 }
 
 }  // namespace

@@ -134,9 +134,6 @@ __global__ void __launch_bounds__(128)
   const float slope_log2 = alibi ? alibi[head] * kLog2e : 0.0f;
   const int row_a = q0 + warp * 16 + g;  // query positions of this thread's two rows
   const int row_b = row_a + 8;
-  // A warp whose 16 rows all lie past the end only takes part in the loads and barriers (the last tile of
-  // a 168-token protein has 40 rows: one of its four warps is idle). Warp-uniform.
-  const bool warp_active = q0 + warp * 16 < len;
 
   load_tile<T, HD, BM>(sQ, qh, ld, q0, len);
   load_tile<T, HD, BN>(sK0, kh, ld, 0, len);
@@ -169,13 +166,11 @@ __global__ void __launch_bounds__(128)
         ldmatrix_x4(qf[kk], sQ + (warp * 16 + lane % 16) * LDS + kk * 16 + (lane / 16) * 8);
     }
 
-    // S = Q·Kᵀ for this warp's 16 rows and BN keys; 8-key blocks wholly past the end are skipped (their
-    // scores are masked to -inf below whatever they hold).
+    // S = Q·Kᵀ for this warp's 16 rows and BN keys.
     float s[NB][4];
 #pragma unroll
     for (int nb = 0; nb < NB; ++nb) {
       s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.0f;
-      if (!warp_active || k0 + nb * 8 >= len) continue;
 #pragma unroll
       for (int kk = 0; kk < KSTEPS; kk += 2) {
         std::uint32_t b[4];
@@ -237,7 +232,6 @@ __global__ void __launch_bounds__(128)
     // O += P·V: P (the S accumulators, rounded to T) is the A operand; V is read transposed.
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
-      if (!warp_active || k0 + kk * 16 >= len) continue;  // P is 0 there: nothing to add
       std::uint32_t a[4];
       a[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
       a[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);

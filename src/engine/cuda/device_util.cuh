@@ -58,32 +58,6 @@ __device__ __forceinline__ float gelu_erf(float x) {
   return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
 }
 
-// The same erf GELU for results stored in 16 bits or fewer, from Abramowitz & Stegun 7.1.26:
-// erfc(z) ≈ t·poly(t)·exp(-z²), t = 1/(1 + 0.3275911·z), absolute error <= 1.5e-7 (so at most ~1e-6 on
-// the GELU for |x| < 10, below a half-precision ulp of any output above ~2e-3), with the hardware
-// reciprocal and exponential. erf itself is never formed for x < 0 (1 + erf(-z) = erfc(z)): no
-// cancellation. This is not the tanh approximation, whose error (~1e-3) would show in f16. erff's longer
-// polynomial made the GELU pass of ESM-2 3B compute-bound.
-__device__ __forceinline__ float gelu_erf_short(float x) {
-  const float z = fabsf(x) * 0.70710678118654752f;
-  const float t = __frcp_rn(fmaf(0.3275911f, z, 1.0f));
-  float p = fmaf(1.061405429f, t, -1.453152027f);
-  p = fmaf(p, t, 1.421413741f);
-  p = fmaf(p, t, -0.284496736f);
-  p = fmaf(p, t, 0.254829592f);
-  const float erfc_z = p * t * __expf(-z * z);
-  return 0.5f * x * (x >= 0.0f ? 2.0f - erfc_z : erfc_z);
-}
-
-// GELU for a result of type T: erff for f32 (the exact path), the short form for f16/bf16.
-template <typename T>
-__device__ __forceinline__ float gelu_for(float x) {
-  if constexpr (sizeof(T) == sizeof(float))
-    return gelu_erf(x);
-  else
-    return gelu_erf_short(x);
-}
-
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;

@@ -89,9 +89,8 @@ void launch_binary(void* a, const void* b, std::int64_t n, Op op, cudaStream_t s
   check_launch("binary_kernel");
 }
 
-template <typename T>
 struct GeluOp {
-  __device__ float operator()(float x) const { return gelu_for<T>(x); }
+  __device__ float operator()(float x) const { return gelu_erf(x); }
 };
 struct ScaleOp {
   float factor;
@@ -116,7 +115,7 @@ __global__ void gated_gelu_kernel(const T* __restrict__ x, T* __restrict__ out, 
        i += std::int64_t{gridDim.x} * blockDim.x) {
     const std::int64_t r = i / f, c = i % f;
     const T* row = x + r * 2 * f;
-    out[i] = from_f32<T>(gelu_for<T>(to_f32(row[c])) * to_f32(row[f + c]));
+    out[i] = from_f32<T>(gelu_erf(to_f32(row[c])) * to_f32(row[f + c]));
   }
 }
 
@@ -216,8 +215,7 @@ __global__ void masked_softmax_kernel(const float* __restrict__ scores, T* __res
 
 void gelu(const void* x, void* out, DType dt, std::int64_t n, cudaStream_t stream) {
   if (n == 0) return;
-  dispatch_float(dt,
-                 [&](auto tag) { launch_unary<decltype(tag)>(x, out, n, GeluOp<decltype(tag)>{}, stream); });
+  dispatch_float(dt, [&](auto tag) { launch_unary<decltype(tag)>(x, out, n, GeluOp{}, stream); });
 }
 
 void add(void* a, const void* b, DType dt, std::int64_t n, cudaStream_t stream) {

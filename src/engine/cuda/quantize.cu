@@ -18,7 +18,7 @@ constexpr int kQuantThreads = 256;
 template <bool kGelu>
 __device__ __forceinline__ float activation(float x) {
   if constexpr (kGelu)
-    return gelu_erf_short(x);  // the result is stored in 8 bits
+    return gelu_erf(x);
   else
     return x;
 }

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The GPU tests on the device machine (carry ".device/cuda", made by tools/make_device_bundle.sh), in
+# separate processes per group so that a crash in one group does not hide the others' results.
+# Output: $OUT/tests.log; a summary on stdout.
+set -uo pipefail
+out=${OUT:-/tmp/vnp-out}
+work=/tmp/vnp
+mkdir -p "$out" "$work"
+[[ -x $work/bundle/bin/engine_cuda_tests ]] || tar -xJf .device/cuda/bundle.tar.xz -C "$work" || exit 1
+export LD_LIBRARY_PATH=$work/bundle/lib:${LD_LIBRARY_PATH:-}
+bin=$work/bundle/bin
+# The test binaries read their data from the path they were built at (/work/main/tests/data).
+if [[ ! -e /work/main/tests/data ]]; then mkdir -p /work && ln -sfn "$PWD" /work/main; fi
+: > "$out/tests.log"
+timeout 120 "$bin/cuda_nodevice_tests" >> "$out/tests.log" 2>&1
+echo "cuda_nodevice_tests exit $?"
+for filter in '-*Fp8*' 'CudaFp8.*' 'Fixtures/CudaFp8Esm2.*/0' 'Fixtures/CudaFp8Esm2.*/1'; do
+  timeout 300 "$bin/engine_cuda_tests" --gtest_filter="$filter" >> "$out/tests.log" 2>&1
+  rc=$?
+  echo "engine_cuda_tests --gtest_filter='$filter' exit $rc"
+  [[ $rc -ne 0 ]] && tail -4 "$out/tests.log"
+done
+grep -E "^\[  (PASSED|FAILED) |^\[  FAILED  \]|Failure|Expected|Which is|actual|fp8 vs|what\(\)" "$out/tests.log" | head -40
