@@ -6,6 +6,8 @@
 # share every batch) in fp16 and bf16, with the full-size classifier of tests/data. Per frame it reports
 # cosine and max |Δ| of the ESM-2 embedding and the classifier's agreement (divergence.tsv/json).
 #   usage: tools/device_attention_gpu.sh [FRAMES=2000]
+#   COMPARE_PRECISIONS (default "fp16 bf16"; empty skips compare-attention), RUNS (predict runs compared
+#   with the first, default "fp32 fp16 fp16_v1 fp8")
 set -uo pipefail
 frames=${1:-2000}
 out=${OUT:-/tmp/vnp-out}
@@ -16,7 +18,7 @@ export LD_LIBRARY_PATH=$work/bundle/lib:${LD_LIBRARY_PATH:-}
 [[ -d $work/esm3b && -d $work/dnabert ]] || { echo "run tools/device_esm_gpu.sh first (models missing)"; exit 1; }
 
 "$bin/make_coding_reads" --count "$frames" --min-length 100 --fasta "$work/mixed.fa" --proteins "$work/mixed"
-for p in fp16 bf16; do
+for p in ${COMPARE_PRECISIONS-fp16 bf16}; do
   start=$SECONDS
   timeout 300 "$bin/virnucpro" compare-attention "$work/mixed.fa" -o "$work/attention_$p" --device cuda:0 \
     --precision $p --esm-model "$work/esm3b" --dnabert-model "$work/dnabert" \
@@ -37,13 +39,13 @@ done
 # The same frames through the whole `predict` in fp32, fp16 (packed and v1) and fp8, embeddings saved:
 # each against fp32 (the floor of the precision itself, next to the packed-vs-v1 difference above, and
 # SPEC §9's fp8 check: cosine >= 0.995, labels >= 99.5 % equal).
-for run in fp32 fp16 fp16_v1 fp8; do
+for run in ${RUNS:-fp32 fp16 fp16_v1 fp8}; do
   p=${run%_v1}; extra=(); [[ $run == *_v1 ]] && extra=(--v1-attention)
   timeout 300 "$bin/virnucpro" predict "$work/mixed.fa" -o "$work/pred_$run" --device cuda:0 --precision $p \
     "${extra[@]}" --esm-model "$work/esm3b" --dnabert-model "$work/dnabert" \
     --classifier tests/data/mlp/mlp_full_3328x512.pth --save-embeddings --force -q 2>&1 | tail -3
 done
-python3 - "$work" <<'PY'
+python3 - "$work" "${RUNS:-fp32 fp16 fp16_v1 fp8}" <<'PY'
 import sys
 import h5py, numpy as np
 work = sys.argv[1]
@@ -53,7 +55,7 @@ def load(run):
         return rows, np.asarray(f["esm"], dtype=np.float64)
 ref_rows, ref = load("fp32")
 print(f"fp32 ESM-2 embeddings: {ref.shape[0]} frames, max |value| {np.abs(ref).max():.3f}, mean |value| {np.abs(ref).mean():.3f}")
-for run in ("fp16", "fp16_v1", "fp8"):
+for run in sys.argv[2].split()[1:]:
     rows, emb = load(run)
     assert [r[0] for r in rows] == [r[0] for r in ref_rows], "rows differ"
     cos = (emb * ref).sum(1) / np.sqrt((emb * emb).sum(1) * (ref * ref).sum(1))
