@@ -57,7 +57,9 @@ inline double relative_l2(const Tensor& got, const Tensor& want) {
 // Smallest cosine similarity between corresponding rows of two [n, d] tensors.
 inline double min_row_cosine(const Tensor& a, const Tensor& b) {
   const auto x = a.to_floats(), y = b.to_floats();
-  const std::int64_t rows = a.dim(0), cols = a.numel() / rows;
+  const std::int64_t rows = a.dim(0);
+  if (rows == 0 || a.numel() != b.numel()) return -1.0;  // nothing to compare never passes
+  const std::int64_t cols = a.numel() / rows;
   double worst = 1.0;
   for (std::int64_t r = 0; r < rows; ++r) {
     double dot = 0, nx = 0, ny = 0;
