@@ -38,8 +38,9 @@ CommandAction setup(CLI::App& app, const GlobalOptions& global) {
   sub->add_option("-o,--output", a->output_dir, "Output folder (default: {input stem}_attention)");
   add_model_options(*sub, a->models);
   sub->add_option("--device", a->options.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
-  sub->add_option("--precision", a->options.precision, "auto, fp32, fp16 or bf16")
-      ->check(CLI::IsMember({"auto", "fp32", "fp16", "bf16"}))
+  sub->add_option("--precision", a->options.precision,
+                  "auto, fp32, fp16, bf16 or fp8 (fp8: faster, below SPEC §9 accuracy; see README)")
+      ->check(CLI::IsMember({"auto", "fp32", "fp16", "bf16", "fp8"}))
       ->capture_default_str();
   sub->add_option("--token-budget", a->options.token_budget,
                   "Tokens per encoder batch (default: from the GPU's free memory; 4096 on the CPU)")

@@ -122,7 +122,9 @@ void add_embed_options(CLI::App& sub, EmbedOptions& o) {
   sub.add_option("--model", o.model, "Model folder or file (default: environment, then caches)");
   sub.add_option("-o,--output", o.output, "out.tsv or out.h5 (default: TSV on stdout)");
   sub.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
-  sub.add_option("--precision", o.precision, "auto, fp32, fp16, bf16 or fp8")->capture_default_str();
+  sub.add_option("--precision", o.precision,
+                 "auto, fp32, fp16, bf16 or fp8 (fp8: faster, below SPEC §9 accuracy; see README)")
+      ->capture_default_str();
   sub.add_flag("--v1-attention", o.v1_attention, "v1.0-compatible padded attention");
   sub.add_option("--token-budget", o.token_budget,
                  "Tokens per batch (default: from the GPU's free memory; 4096 on the CPU)")

@@ -69,7 +69,8 @@ CommandAction setup(CLI::App& app, const GlobalOptions& global) {
   sub->add_option("--expected-length", a->expected_length, "Chunk size override (the original's option)")
       ->check(CLI::PositiveNumber);
   sub->add_option("--device", o.device, "auto, cpu, cuda or cuda:0,1")->capture_default_str();
-  sub->add_option("--precision", o.precision, "auto, fp32, fp16, bf16 or fp8")
+  sub->add_option("--precision", o.precision,
+                  "auto, fp32, fp16, bf16 or fp8 (fp8: faster, below SPEC §9 accuracy; see README)")
       ->check(CLI::IsMember({"auto", "fp32", "fp16", "bf16", "fp8"}))
       ->capture_default_str();
   sub->add_flag("--v1-attention", a->v1_attention, "ESM-2 attention the v1.0 way (padded, explicit)");
