@@ -48,6 +48,26 @@ Quantised quantise_rows(const std::vector<float>& x, std::int64_t rows, std::int
   return q;
 }
 
+// x̂·Ŵᵀ (+ bias) summed in double over the dequantised operands: x [n, in], W [out, in] -> [n, out].
+std::vector<double> dequantised_product(const Quantised& x, const Quantised& w, std::int64_t n,
+                                        std::int64_t in, std::int64_t out,
+                                        const std::vector<float>& bias = {}) {
+  std::vector<double> y(static_cast<std::size_t>(n * out));
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t o = 0; o < out; ++o) {
+      double sum = bias.empty() ? 0.0 : bias[static_cast<std::size_t>(o)];
+      for (std::int64_t c = 0; c < in; ++c)
+        sum += static_cast<double>(x.values[static_cast<std::size_t>(i * in + c)]) *
+               w.values[static_cast<std::size_t>(o * in + c)];
+      y[static_cast<std::size_t>(i * out + o)] = sum;
+    }
+  return y;
+}
+
+std::vector<float> to_float(const std::vector<double>& v) {
+  return std::vector<float>(v.begin(), v.end());
+}
+
 std::vector<std::uint8_t> codes_of(const Tensor& f8) {
   Tensor host = f8.to(Device::cpu());
   std::vector<std::uint8_t> out(host.nbytes());
@@ -150,17 +170,8 @@ TEST(CudaFp8, ProductsMatchDequantisedReference) {
   const Quantised xq = quantise_rows(xv, n, in), wq = quantise_rows(wv, out, in);
   Tensor bias = ops::cast(random_tensor({out}, seed + 2).to(gpu()), DType::kF16);
   const auto bv = bias.to_floats();
-  std::vector<double> exact(static_cast<std::size_t>(n * out));
-  std::vector<float> exact_f(exact.size());
-  for (std::int64_t i = 0; i < n; ++i)
-    for (std::int64_t o = 0; o < out; ++o) {
-      double sum = bv[static_cast<std::size_t>(o)];
-      for (std::int64_t c = 0; c < in; ++c)
-        sum += static_cast<double>(xq.values[static_cast<std::size_t>(i * in + c)]) *
-               wq.values[static_cast<std::size_t>(o * in + c)];
-      exact[static_cast<std::size_t>(i * out + o)] = sum;
-      exact_f[static_cast<std::size_t>(i * out + o)] = static_cast<float>(sum);
-    }
+  const std::vector<double> exact = dequantised_product(xq, wq, n, in, out, bv);
+  const std::vector<float> exact_f = to_float(exact);
   const Tensor want = Tensor::from_floats(exact_f, {n, out});
   Tensor gx = ops::cast(Tensor::from_floats(xv, {n, in}).to(gpu()), DType::kF8E4M3);
   Tensor gw = ops::cast(Tensor::from_floats(wv, {out, in}).to(gpu()), DType::kF8E4M3);
@@ -236,15 +247,7 @@ TEST(CudaFp8, SmallProducts) {
       const auto xv = random_floats(static_cast<std::size_t>(n * in), seed);
       const auto wv = random_floats(static_cast<std::size_t>(out * in), seed + 1, 0.1f);
       const Quantised xq = quantise_rows(xv, n, in), wq = quantise_rows(wv, out, in);
-      std::vector<float> want(static_cast<std::size_t>(n * out));
-      for (std::int64_t i = 0; i < n; ++i)
-        for (std::int64_t o = 0; o < out; ++o) {
-          double sum = 0;
-          for (std::int64_t c = 0; c < in; ++c)
-            sum += static_cast<double>(xq.values[static_cast<std::size_t>(i * in + c)]) *
-                   wq.values[static_cast<std::size_t>(o * in + c)];
-          want[static_cast<std::size_t>(i * out + o)] = static_cast<float>(sum);
-        }
+      const std::vector<float> want = to_float(dequantised_product(xq, wq, n, in, out));
       Tensor y = ops::linear(ops::cast(Tensor::from_floats(xv, {n, in}).to(gpu()), DType::kF8E4M3),
                              ops::cast(Tensor::from_floats(wv, {out, in}).to(gpu()), DType::kF8E4M3));
       EXPECT_LT(relative_l2(y, Tensor::from_floats(want, {n, out})), 1e-3);

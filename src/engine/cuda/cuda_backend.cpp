@@ -382,11 +382,17 @@ class CudaBackend final : public Backend {
     return batch.cu_seqlens.data<std::int32_t>();
   }
 
-  void run_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y, bool accumulate) {
-    const auto in = weight.dim(1), out_features = weight.dim(0), rows = x.numel() / in;
+  // y = x·Wᵀ as a GEMM: x [rows, in] row-major, W [out, in] (PyTorch layout), y [rows, out] of `out_type`.
+  static GemmProblem linear_problem(const Tensor& x, const Tensor& weight, DType out_type) {
+    const auto in = weight.dim(1), out_features = weight.dim(0);
     GemmProblem p;
-    p.m = rows, p.n = out_features, p.k = in, p.lda = in, p.ldb = in, p.ldc = out_features;
-    p.trans_b = true, p.ab_type = x.dtype(), p.c_type = y.dtype();
+    p.m = x.numel() / in, p.n = out_features, p.k = in, p.lda = in, p.ldb = in, p.ldc = out_features;
+    p.trans_b = true, p.ab_type = x.dtype(), p.c_type = out_type;
+    return p;
+  }
+
+  void run_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y, bool accumulate) {
+    GemmProblem p = linear_problem(x, weight, y.dtype());
     p.has_bias = bias.defined(), p.accumulate = accumulate;
     const Tensor b = bias.defined() ? as(bias, y.dtype()) : Tensor{};
     gemm_->run(p, x.raw(), weight.raw(), y.raw(), b.defined() ? b.raw() : nullptr);
@@ -404,9 +410,8 @@ class CudaBackend final : public Backend {
     const auto in = weight.dim(1), out_features = weight.dim(0), rows = x.numel() / in;
     const DType values = out ? out->dtype() : bias.defined() ? bias.dtype() : DType::kF16;
     Tensor raw = empty({rows, out_features}, values);
-    GemmProblem p;
-    p.m = rows, p.n = out_features, p.k = in, p.lda = in, p.ldb = in, p.ldc = out_features;
-    p.trans_b = true, p.ab_type = DType::kF8E4M3, p.c_type = values, p.fast_accum = fp8_fast_accum_;
+    GemmProblem p = linear_problem(x, weight, values);
+    p.fast_accum = fp8_fast_accum_;
     gemm_->run(p, x.raw(), weight.raw(), raw.raw(), nullptr, 1.0f / (kCodeMax * kCodeMax));
     const Tensor b = bias.defined() ? as(bias, values) : Tensor{};
     const kernels::ProductScale scale{x.row_scale().data<float>(), weight.row_scale().data<float>(),
