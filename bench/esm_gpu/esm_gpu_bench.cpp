@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "engine/cuda/cuda_backend.h"
+#include "engine/cuda/kernels.h"
 #include "engine/ops.h"
 #include "models/esm2.h"
 #include "tokenize/esm_alphabet.h"
@@ -220,6 +221,72 @@ void gemm_ceiling(const vnp::models::Esm2Config& c, std::int64_t rows, DType dt)
   (void)per_token;
 }
 
+// The attention kernels on this model's head shape, one packed batch of `rows` tokens of sequences of
+// `length` tokens: GPU time of each kernel, in µs per 1,000 tokens for all layers (the profile's unit),
+// and how far the short kernel's output is from the tiled one's (relative L2).
+void attention_kernels(const vnp::models::Esm2Config& c, std::int64_t rows, int length, DType dt) {
+  using cuda::kernels::AttentionKernel;
+  const int seqs = static_cast<int>(rows / length), hd = c.head_dim();
+  std::vector<std::int32_t> cu(static_cast<std::size_t>(seqs) + 1);
+  for (int i = 0; i <= seqs; ++i) cu[static_cast<std::size_t>(i)] = i * length;
+  const std::int64_t tokens = std::int64_t{seqs} * length;
+  Tensor cu_dev = Tensor::from_ints(cu, {seqs + 1}).to(Device::cuda(0));
+  std::mt19937 rng(11);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  auto random = [&] {
+    std::vector<float> v(static_cast<std::size_t>(tokens * c.hidden));
+    for (auto& x : v) x = dist(rng);
+    return ops::cast(Tensor::from_floats(v, {tokens, c.hidden}).to(Device::cuda(0)), dt);
+  };
+  Tensor q = random(), k = random(), v = random();
+  Tensor out_tiled = ops::cast(Tensor::zeros({tokens, c.hidden}, DType::kF32, Device::cuda(0)), dt);
+  Tensor out_short = ops::cast(Tensor::zeros({tokens, c.hidden}, DType::kF32, Device::cuda(0)), dt);
+  cuda::synchronize(0);
+  std::printf("\nattention kernels (%s, %d sequences of %d tokens, %d heads of %d):\n",
+              vnp::engine::dtype_name(dt), seqs, length, c.num_heads, hd);
+  for (auto [kernel, out, name] : {std::tuple{AttentionKernel::kTiled, &out_tiled, "tiled"},
+                                   std::tuple{AttentionKernel::kShort, &out_short, "short"}}) {
+    cuda::kernels::AttentionArgs args{q.raw(),
+                                      k.raw(),
+                                      v.raw(),
+                                      out->raw(),
+                                      dt,
+                                      c.num_heads,
+                                      hd,
+                                      cu_dev.data<std::int32_t>(),
+                                      seqs,
+                                      length,
+                                      1.0f / std::sqrt(static_cast<float>(hd)),
+                                      nullptr};
+    cudaEvent_t start, stop;
+    cudaEventCreate(&start);
+    cudaEventCreate(&stop);
+    const int reps = 20;
+    cuda::kernels::attention_varlen_with(kernel, args, nullptr);
+    cudaEventRecord(start, nullptr);
+    for (int i = 0; i < reps; ++i) cuda::kernels::attention_varlen_with(kernel, args, nullptr);
+    cudaEventRecord(stop, nullptr);
+    cudaEventSynchronize(stop);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, start, stop);
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    const double s = ms / 1e3 / reps;
+    const double flops = 4.0 * static_cast<double>(seqs) * length * length * c.hidden;
+    std::printf("  %-6s %8.1f us per call  %8.1f us/1k tokens x %d layers  %6.1f TFLOP/s\n", name, s * 1e6,
+                s * 1e6 / (static_cast<double>(tokens) / 1e3) * c.num_layers, c.num_layers, flops / s / 1e12);
+  }
+  const Tensor a = ops::cast(out_tiled, DType::kF32).to(Device::cpu()),
+               b = ops::cast(out_short, DType::kF32).to(Device::cpu());
+  double diff = 0, norm = 0;
+  for (std::int64_t i = 0; i < a.numel(); ++i) {
+    const double d = a.data<float>()[i] - b.data<float>()[i];
+    diff += d * d;
+    norm += static_cast<double>(a.data<float>()[i]) * a.data<float>()[i];
+  }
+  std::printf("  short vs tiled: relative L2 %.3g\n", std::sqrt(diff / norm));
+}
+
 void profile(const Esm2& model, const std::vector<PackedBatch>& batches, int count) {
   cuda::synchronize(0);
   cuda::set_profiling(0, true);
@@ -320,6 +387,8 @@ int main(int argc, char** argv) {
         }
         gemm_ceiling(model.config(), batch_tokens, dt);
         if (do_profile) profile(model, first_batches, profile_batches);
+        if (do_profile && (dt == DType::kF16 || dt == DType::kBF16))
+          for (int l : lengths) attention_kernels(model.config(), batch_tokens, l + 2, dt);
       } catch (const std::exception& e) {
         std::printf("%s: failed: %s\n", precision.c_str(), e.what());
       }

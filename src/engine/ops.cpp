@@ -116,6 +116,12 @@ void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Pa
           "q has " + std::to_string(q.dim(0)) + " rows, the batch " + std::to_string(batch.total_tokens()) +
               " tokens");
   if (p.alibi_slopes.defined()) require_vector(p.alibi_slopes, p.num_heads, DType::kF32, op, "alibi_slopes");
+  if (p.rotary_inv_freq.defined()) {
+    const std::int64_t head_dim = q.dim(1) / p.num_heads;
+    require(head_dim % 2 == 0, op, "rotary needs an even head_dim");
+    require_vector(p.rotary_inv_freq, head_dim / 2, DType::kF32, op, "rotary_inv_freq");
+    require_same_device(q, p.rotary_inv_freq, op);
+  }
   require_same_device(q, k, op);
   require_same_device(q, v, op);
   require_same_device(q, batch.cu_seqlens, op);

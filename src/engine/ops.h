@@ -51,6 +51,9 @@ struct AttentionParams {
   // Optional [num_heads] f32 ALiBi slopes (DNABERT-S): bias[h,i,j] = -slope[h]·|i - j|, i and j
   // positions within the sequence. Undefined = no bias (ESM-2).
   Tensor alibi_slopes;
+  // Optional [head_dim / 2] f32 rotary frequencies (ESM-2): q and k are rotated first, exactly as
+  // ops::rotary_ does, which lets a backend fuse the rotation into its attention kernel.
+  Tensor rotary_inv_freq;
 };
 
 namespace ops {

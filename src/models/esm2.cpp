@@ -320,9 +320,7 @@ void Esm2::run_layer(const Layer& L, Tensor& x, const PackedBatch& batch) const 
   Tensor v = ops::linear(h, L.v_w, L.v_b);
   if (!q_scale_folded_)
     ops::scale_(q, 1.0f / std::sqrt(static_cast<float>(config_.head_dim())));  // before rotary, as ESM does
-  ops::rotary_(q, L.inv_freq, batch, heads);
-  ops::rotary_(k, L.inv_freq, batch, heads);
-  engine::AttentionParams params{heads, 1.0f, {}};
+  engine::AttentionParams params{heads, 1.0f, {}, L.inv_freq};  // rotary on q and k inside attention
   Tensor a = v1_attention_ ? ops::attention_padded(q, k, v, batch, params)
                            : ops::attention_varlen(q, k, v, batch, params);
   ops::linear_accumulate_(x, a, L.out_w, L.out_b);

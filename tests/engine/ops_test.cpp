@@ -257,7 +257,7 @@ TEST_P(AttentionTest, VarlenAndPaddedMatchTheReference) {
          k = random_tensor({batch.total_tokens(), width}, 22),
          v = random_tensor({batch.total_tokens(), width}, 23);
   std::vector<float> slopes;
-  AttentionParams params{c.heads, 1.0f / std::sqrt(static_cast<float>(c.hd)), {}};
+  AttentionParams params{c.heads, 1.0f / std::sqrt(static_cast<float>(c.hd)), {}, {}};
   if (c.alibi) {
     for (int h = 0; h < c.heads; ++h) slopes.push_back(std::pow(2.0f, -1.0f - static_cast<float>(h)));
     params.alibi_slopes = Tensor::from_floats(slopes, {c.heads});
@@ -277,6 +277,32 @@ INSTANTIATE_TEST_SUITE_P(
                       AttentionCase{{1, 3, 130, 64, 2}, 2, 24, false},  // 130 > one query block
                       AttentionCase{{40, 9, 300}, 12, 8, true}, AttentionCase{{5, 5}, 1, 64, true}));
 
+// Rotary inside attention (ESM-2's layout): the double reference rotates q and k first. q and k themselves
+// are left as they were.
+TEST_F(OpsTest, AttentionAppliesRotaryToQueriesAndKeys) {
+  const int heads = 2, hd = 8;
+  std::vector<std::vector<std::int32_t>> seqs = {
+      std::vector<std::int32_t>(9, 5), std::vector<std::int32_t>(70, 5), std::vector<std::int32_t>(1, 5)};
+  PackedBatch batch = PackedBatch::pack(seqs);
+  const std::int64_t width = heads * hd;
+  Tensor q = random_tensor({batch.total_tokens(), width}, 24),
+         k = random_tensor({batch.total_tokens(), width}, 25),
+         v = random_tensor({batch.total_tokens(), width}, 26);
+  const Matrix q_before = as_double(q), k_before = as_double(k);
+  std::vector<float> inv_freq = {1.0f, 0.3f, 0.05f, 0.001f};
+  AttentionParams params{heads, 0.5f, {}, Tensor::from_floats(inv_freq, {hd / 2})};
+  const auto& cu = batch.host_cu_seqlens;
+  Matrix want = attention_ref(rotary_ref(q_before, inv_freq, cu, heads, hd),
+                              rotary_ref(k_before, inv_freq, cu, heads, hd), as_double(v), cu, heads, hd,
+                              params.softmax_scale, {});
+  EXPECT_LT(relative_l2(ops::attention_varlen(q, k, v, batch, params), want), 1e-6);
+  EXPECT_LT(relative_l2(ops::attention_padded(q, k, v, batch, params), want), 1e-6);
+  EXPECT_LT(relative_l2(q, q_before), 1e-12);
+  EXPECT_LT(relative_l2(k, k_before), 1e-12);
+  params.rotary_inv_freq = Tensor::from_floats({1.0f, 0.5f}, {2});  // head_dim 8 needs 4 frequencies
+  EXPECT_THROW(ops::attention_varlen(q, k, v, batch, params), std::exception);
+}
+
 TEST_F(OpsTest, PaddedAttentionMasksThePads) {
   // One short sequence beside a long one: if pad keys leaked into the softmax, the short
   // sequence's output would change (pads hold 1.0, so their scores are far from -inf).
@@ -285,7 +311,7 @@ TEST_F(OpsTest, PaddedAttentionMasksThePads) {
   const int heads = 2, hd = 4;
   Tensor q = random_tensor({53, heads * hd}, 31), k = random_tensor({53, heads * hd}, 32),
          v = random_tensor({53, heads * hd}, 33);
-  AttentionParams p{heads, 0.5f, {}};
+  AttentionParams p{heads, 0.5f, {}, {}};
   Tensor a = ops::attention_padded(q.rows(0, 3), k.rows(0, 3), v.rows(0, 3), alone, p);
   Tensor b = ops::attention_padded(q, k, v, mixed, p).rows(0, 3);
   EXPECT_LT(relative_l2(b, as_double(a)), 1e-6);
@@ -312,7 +338,7 @@ TEST_F(OpsTest, BitIdenticalAcrossThreadCounts) {
   const std::int64_t n = batch.total_tokens(), d = 96;
   Tensor x = random_tensor({n, d}, 51), w = random_tensor({700, d}, 52), b = random_tensor({700}, 53);
   Tensor q = random_tensor({n, d}, 54), k = random_tensor({n, d}, 55), v = random_tensor({n, d}, 56);
-  AttentionParams p{4, 0.2f, Tensor::from_floats({0.5f, 0.25f, 0.125f, 0.0625f}, {4})};
+  AttentionParams p{4, 0.2f, Tensor::from_floats({0.5f, 0.25f, 0.125f, 0.0625f}, {4}), {}};
   auto run = [&](int threads) {
     set_num_threads(threads);
     std::vector<Tensor> outs = {ops::linear_gelu(x, w, b), ops::attention_varlen(q, k, v, batch, p),

@@ -239,42 +239,67 @@ TEST_P(CudaAttention, Fp32VarlenAndPaddedMatchCpu) {
 }
 
 // f16/bf16: the same inputs rounded to the type, against the CPU in fp32 on the rounded values; only the
-// kernel's own rounding (probabilities and output in the type) remains.
+// kernel's own rounding (probabilities and output in the type) remains. Every kernel that takes the
+// arguments is run: the short one only sees batches of at most 256 tokens per sequence.
 TEST_P(CudaAttention, HalfPrecisionVarlenAndPaddedMatchCpu) {
   VNP_REQUIRE_GPU();
   const auto [hd, alibi] = GetParam();
   for (DType dt : {DType::kF16, DType::kBF16}) {
-    const auto seed = fresh_seed();
-    SCOPED_TRACE(::testing::Message() << dtype_name(dt) << " seed " << seed);
-    const int heads = 3;
-    PackedBatch batch = batch_with_lengths({1, 17, 64, 65, 168, 333}, Device::cpu());
-    PackedBatch gbatch = batch.to(gpu());
-    Shape shape = {batch.total_tokens(), heads * hd};
-    auto make = [&](std::uint32_t s, float scale) {
-      return ops::cast(random_tensor(shape, s, scale).to(gpu()), dt);
-    };
-    Tensor gq = make(seed, 2.0f), gk = make(seed + 1, 1.0f), gv = make(seed + 2, 1.0f);
-    auto host = [](const Tensor& t) { return ops::cast(t, DType::kF32).to(Device::cpu()); };
-    AttentionParams p = params_for(heads, hd, alibi, Device::cpu()), gp = params_for(heads, hd, alibi, gpu());
-    Tensor want = ops::attention_varlen(host(gq), host(gk), host(gv), batch, p);
-    const double tol = dt == DType::kF16 ? 3e-3 : 2e-2;
-    Tensor fast = ops::attention_varlen(gq, gk, gv, gbatch, gp);
-    EXPECT_LT(relative_l2(fast, want), tol);
-    EXPECT_LT(relative_l2(ops::attention_padded(gq, gk, gv, gbatch, gp), want), tol);
-    // The tensor-core kernel (head_dim 64/128) and the plain kernel compute the same function.
-    cuda::kernels::AttentionArgs args{gq.raw(),
-                                      gk.raw(),
-                                      gv.raw(),
-                                      nullptr,
-                                      dt,
-                                      heads,
-                                      hd,
-                                      gbatch.cu_seqlens.data<std::int32_t>(),
-                                      static_cast<int>(batch.num_sequences()),
-                                      batch.max_seqlen,
-                                      gp.softmax_scale,
-                                      alibi ? gp.alibi_slopes.data<float>() : nullptr};
-    EXPECT_EQ(cuda::kernels::attention_uses_tensor_cores(args), hd == 64 || hd == 128);
+    for (const std::vector<int>& lengths :
+         {std::vector<int>{1, 17, 64, 65, 168, 333}, std::vector<int>{1, 17, 63, 64, 65, 130, 256}}) {
+      const auto seed = fresh_seed();
+      SCOPED_TRACE(::testing::Message()
+                   << dtype_name(dt) << " seed " << seed << " longest " << lengths.back());
+      const int heads = 3;
+      PackedBatch batch = batch_with_lengths(lengths, Device::cpu());
+      PackedBatch gbatch = batch.to(gpu());
+      Shape shape = {batch.total_tokens(), heads * hd};
+      auto make = [&](std::uint32_t s, float scale) {
+        return ops::cast(random_tensor(shape, s, scale).to(gpu()), dt);
+      };
+      Tensor gq = make(seed, 2.0f), gk = make(seed + 1, 1.0f), gv = make(seed + 2, 1.0f);
+      auto host = [](const Tensor& t) { return ops::cast(t, DType::kF32).to(Device::cpu()); };
+      AttentionParams p = params_for(heads, hd, alibi, Device::cpu()),
+                      gp = params_for(heads, hd, alibi, gpu());
+      Tensor want = ops::attention_varlen(host(gq), host(gk), host(gv), batch, p);
+      const double tol = dt == DType::kF16 ? 3e-3 : 2e-2;
+      EXPECT_LT(relative_l2(ops::attention_varlen(gq, gk, gv, gbatch, gp), want), tol);
+      EXPECT_LT(relative_l2(ops::attention_padded(gq, gk, gv, gbatch, gp), want), tol);
+
+      using cuda::kernels::AttentionKernel;
+      Tensor out = Tensor::zeros(shape, dt, gpu());
+      cuda::kernels::AttentionArgs args{gq.raw(),
+                                        gk.raw(),
+                                        gv.raw(),
+                                        out.raw(),
+                                        dt,
+                                        heads,
+                                        hd,
+                                        gbatch.cu_seqlens.data<std::int32_t>(),
+                                        static_cast<int>(batch.num_sequences()),
+                                        batch.max_seqlen,
+                                        gp.softmax_scale,
+                                        alibi ? gp.alibi_slopes.data<float>() : nullptr};
+      const bool tensor_cores = hd == 64 || hd == 128, fits_short = hd == 64 && batch.max_seqlen <= 256;
+      EXPECT_EQ(cuda::kernels::attention_kernel_for(args),
+                fits_short ? AttentionKernel::kShort
+                           : (tensor_cores ? AttentionKernel::kTiled : AttentionKernel::kPlain));
+      cuda::synchronize(0);  // the inputs come from the backend's own (non-blocking) stream
+      for (AttentionKernel kernel :
+           {AttentionKernel::kPlain, AttentionKernel::kTiled, AttentionKernel::kShort}) {
+        SCOPED_TRACE(static_cast<int>(kernel));
+        const bool takes = kernel == AttentionKernel::kPlain ||
+                           (kernel == AttentionKernel::kTiled && tensor_cores) ||
+                           (kernel == AttentionKernel::kShort && fits_short);
+        if (!takes) {
+          EXPECT_THROW(cuda::kernels::attention_varlen_with(kernel, args, nullptr), std::invalid_argument);
+          continue;
+        }
+        cuda::kernels::attention_varlen_with(kernel, args, nullptr);
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        EXPECT_LT(relative_l2(out, want), tol);
+      }
+    }
   }
 }
 
@@ -286,6 +311,35 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& param_info) {
       return "hd" + std::to_string(param_info.param.head_dim) + (param_info.param.alibi ? "_alibi" : "");
     });
+
+// Rotary inside attention on the GPU: the short kernel rotates q and k as it loads them; the tiled and
+// padded paths rotate copies first. All against the CPU (rotary, then attention) on the same rounded inputs.
+TEST(CudaOps, AttentionWithRotaryMatchesCpu) {
+  VNP_REQUIRE_GPU();
+  const int heads = 3, hd = 64;
+  std::vector<float> inv_freq;
+  for (int i = 0; i < hd / 2; ++i) inv_freq.push_back(std::pow(10000.0f, -2.0f * static_cast<float>(i) / hd));
+  for (DType dt : {DType::kF16, DType::kBF16, DType::kF32}) {
+    for (const std::vector<int>& lengths : {std::vector<int>{1, 17, 168, 256, 5}, std::vector<int>{3, 300}}) {
+      const auto seed = fresh_seed();
+      SCOPED_TRACE(::testing::Message()
+                   << dtype_name(dt) << " seed " << seed << " longest " << lengths.back());
+      PackedBatch batch = batch_with_lengths(lengths, Device::cpu());
+      PackedBatch gbatch = batch.to(gpu());
+      Shape shape = {batch.total_tokens(), heads * hd};
+      auto make = [&](std::uint32_t s) { return ops::cast(random_tensor(shape, s, 1.0f).to(gpu()), dt); };
+      Tensor gq = make(seed), gk = make(seed + 1), gv = make(seed + 2);
+      auto host = [](const Tensor& t) { return ops::cast(t, DType::kF32).to(Device::cpu()); };
+      AttentionParams p{heads, 0.125f, {}, Tensor::from_floats(inv_freq, {hd / 2})};
+      AttentionParams gp{heads, 0.125f, {}, p.rotary_inv_freq.to(gpu())};
+      Tensor want = ops::attention_varlen(host(gq), host(gk), host(gv), batch, p);
+      // fp32 is exact; in 16 bits the rotated q and k are rounded once more than on the CPU.
+      const double tol = dt == DType::kF32 ? kFp32Tolerance : (dt == DType::kF16 ? 3e-3 : 2e-2);
+      EXPECT_LT(relative_l2(ops::attention_varlen(gq, gk, gv, gbatch, gp), want), tol);
+      EXPECT_LT(relative_l2(ops::attention_padded(gq, gk, gv, gbatch, gp), want), tol);
+    }
+  }
+}
 
 // Long sequences: the online softmax runs over many key tiles, with scores large enough that a missing
 // rescale would show.

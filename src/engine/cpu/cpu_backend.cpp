@@ -166,6 +166,16 @@ class CpuBackend final : public Backend {
  private:
   static Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, const PackedBatch& batch,
                        const AttentionParams& p, bool padded) {
+    if (p.rotary_inv_freq.defined()) {  // rotate copies, then attend without rotary
+      Tensor qr = q.clone(), kr = k.clone();
+      const int head_dim = static_cast<int>(q.dim(1) / p.num_heads);
+      for (Tensor* x : {&qr, &kr})
+        cpu::rotary(x->data<float>(), p.rotary_inv_freq.data<float>(), batch.host_cu_seqlens,
+                    batch.max_seqlen, p.num_heads, head_dim);
+      AttentionParams plain = p;
+      plain.rotary_inv_freq = Tensor{};
+      return attend(qr, kr, v, batch, plain, padded);
+    }
     Tensor out = Tensor::empty(q.shape(), DType::kF32);
     attention(q.data<float>(), k.data<float>(), v.data<float>(), batch.host_cu_seqlens, batch.max_seqlen,
               p.num_heads, q.dim(1) / p.num_heads, p.softmax_scale,

@@ -1,10 +1,11 @@
-// Varlen attention over packed sequences: every sequence attends to itself only. Two kernels:
-//  - flash_kernel: f16/bf16, head_dim 64 or 128, tensor cores (mma.sync m16n8k16, fp32 accumulation),
-//    FlashAttention-2 style online softmax; one CTA of 4 warps per (sequence, head, 64-query tile),
-//    each warp owning 16 query rows; K/V tiles streamed through shared memory with cp.async.
+// Varlen attention over packed sequences: every sequence attends to itself only. Three kernels:
+//  - flash_short_kernel and flash_kernel: f16/bf16, tensor cores (mma.sync m16n8k16, fp32 accumulation),
+//    FlashAttention-2 style online softmax, each warp owning 16 query rows (QueryRows). The short one
+//    holds a whole sequence's K and V in shared memory (one CTA per sequence and head); the tiled one
+//    streams K/V tiles (one CTA per sequence, head and 64-query tile) and takes any length.
 //  - plain_kernel: any dtype (f32 included) and any head_dim; fp32 arithmetic throughout (the exact
 //    path for --precision fp32, and the fallback).
-// Both add the optional ALiBi bias -slope[h]·|i - j| to the scaled scores.
+// All add the optional ALiBi bias -slope[h]·|i - j| to the scaled scores.
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -81,6 +82,38 @@ __device__ __forceinline__ std::uint32_t pack2(float lo, float hi) {
   }
 }
 
+// One register of two 16-bit values -> two floats (x = low).
+template <typename T>
+__device__ __forceinline__ float2 unpack2(std::uint32_t r) {
+  if constexpr (std::is_same_v<T, __half>)
+    return __half22float2(*reinterpret_cast<const __half2*>(&r));
+  else
+    return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&r));
+}
+
+// Rotary on rows [0, len) of K in shared memory (row stride LDS): element i pairs with i + HD/2, as the
+// rotary op does (x·cos - y·sin, y·cos + x·sin in fp32, rounded to T).
+template <typename T, int HD, int LDS>
+__device__ __forceinline__ void rotate_rows(T* sK, const float2* __restrict__ rope, int len) {
+  constexpr int kHalf = HD / 2, kV = 8, kPerRow = kHalf / kV;
+  for (int c = threadIdx.x; c < len * kPerRow; c += blockDim.x) {
+    const int r = c / kPerRow, i = (c % kPerRow) * kV;
+    auto* lo = reinterpret_cast<Pack<T, kV>*>(sK + r * LDS + i);
+    auto* hi = reinterpret_cast<Pack<T, kV>*>(sK + r * LDS + kHalf + i);
+    Pack<T, kV> a = *lo, b = *hi;
+    const float2* cs = rope + r * kHalf + i;
+#pragma unroll
+    for (int e = 0; e < kV; ++e) {
+      const float2 t = cs[e];
+      const float xa = to_f32(a.v[e]), xb = to_f32(b.v[e]);
+      a.v[e] = from_f32<T>(xa * t.x - xb * t.y);
+      b.v[e] = from_f32<T>(xb * t.x + xa * t.y);
+    }
+    *lo = a;
+    *hi = b;
+  }
+}
+
 template <int HD>
 struct FlashConfig {
   static constexpr int kBlockM = 64;                  // queries per CTA (16 per warp)
@@ -91,11 +124,12 @@ struct FlashConfig {
 
 // Copies rows [row0, row0 + rows) of one head (HD contiguous elements at `base`, row stride ld) into
 // shared memory; rows at or past `len` are zero-filled without touching global memory.
-template <typename T, int HD, int ROWS>
-__device__ __forceinline__ void load_tile(T* dst, const T* base, std::int64_t ld, int row0, int len) {
+template <typename T, int HD>
+__device__ __forceinline__ void load_rows(T* dst, const T* base, std::int64_t ld, int row0, int rows,
+                                          int len) {
   constexpr int kChunks = HD / 8;  // 16-byte chunks per row
   constexpr int kStride = FlashConfig<HD>::kStride;
-  for (int c = threadIdx.x; c < ROWS * kChunks; c += FlashConfig<HD>::kThreads) {
+  for (int c = threadIdx.x; c < rows * kChunks; c += blockDim.x) {
     const int r = c / kChunks, cc = c % kChunks;
     const bool valid = row0 + r < len;
     const T* src = base + (valid ? std::int64_t{row0 + r} * ld : 0) + cc * 8;
@@ -103,70 +137,73 @@ __device__ __forceinline__ void load_tile(T* dst, const T* base, std::int64_t ld
   }
 }
 
-template <typename T, int HD>
-__global__ void __launch_bounds__(128)
-    flash_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
-                 T* __restrict__ out, const std::int32_t* __restrict__ cu, int tiles_per_seq, int heads,
-                 float scale_log2, const float* __restrict__ alibi) {
-  using Cfg = FlashConfig<HD>;
-  constexpr int BM = Cfg::kBlockM, BN = Cfg::kBlockN, LDS = Cfg::kStride;
-  constexpr int KSTEPS = HD / 16;  // k-steps of Q·Kᵀ
-  constexpr int NB = BN / 8;       // 8-key column blocks of S
-  constexpr int DB = HD / 8;       // 8-wide column blocks of O
-  // Dynamic shared memory: Q, then two K and two V buffers (the next tile loads while this one computes).
-  extern __shared__ __align__(16) unsigned char shared_bytes[];
-  T* const sQ = reinterpret_cast<T*>(shared_bytes);
-  T* const sK0 = sQ + BM * LDS;
-  T* const sV0 = sK0 + 2 * BN * LDS;
+// One warp's 16 query rows: the online-softmax state and the three steps every key tile takes.
+// Thread (g, t4) of the warp holds rows a = g and b = g + 8 of the block (mma fragment layout).
+template <typename T, int HD, int BN>
+struct QueryRows {
+  static constexpr int KSTEPS = HD / 16;  // k-steps of Q·Kᵀ
+  static constexpr int NB = BN / 8;       // 8-key column blocks of S
+  static constexpr int DB = HD / 8;       // 8-wide column blocks of O
+  static constexpr int LDS = FlashConfig<HD>::kStride;
 
-  const int seq = blockIdx.x / tiles_per_seq, tile = blockIdx.x % tiles_per_seq, head = blockIdx.y;
-  const int begin = cu[seq], len = cu[seq + 1] - begin;
-  const int q0 = tile * BM;
-  if (q0 >= len) return;
-  const std::int64_t ld = std::int64_t{heads} * HD;
-  const std::int64_t head_offset = std::int64_t{begin} * ld + std::int64_t{head} * HD;
-  const T* qh = q + head_offset;
-  const T* kh = k + head_offset;
-  const T* vh = v + head_offset;
-
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int g = lane / 4, t4 = lane % 4;  // mma fragment coordinates: row group, column pair
-  const float slope_log2 = alibi ? alibi[head] * kLog2e : 0.0f;
-  const int row_a = q0 + warp * 16 + g;  // query positions of this thread's two rows
-  const int row_b = row_a + 8;
-
-  load_tile<T, HD, BM>(sQ, qh, ld, q0, len);
-  load_tile<T, HD, BN>(sK0, kh, ld, 0, len);
-  load_tile<T, HD, BN>(sV0, vh, ld, 0, len);
-  cp_async_commit();
-  const int num_tiles = (len + BN - 1) / BN;
-
-  float o[DB][4];
-#pragma unroll
-  for (int i = 0; i < DB; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
-  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
   std::uint32_t qf[KSTEPS][4];
+  float o[DB][4];
+  float m_a, m_b, l_a, l_b;
+  int row_a, row_b;  // query positions in the sequence
 
-  for (int t = 0; t < num_tiles; ++t) {
-    const int k0 = t * BN;
-    const T* sK = sK0 + (t & 1) * BN * LDS;
-    const T* sV = sV0 + (t & 1) * BN * LDS;
-    if (t + 1 < num_tiles) {  // prefetch the next tile into the other buffers
-      load_tile<T, HD, BN>(sK0 + ((t + 1) & 1) * BN * LDS, kh, ld, k0 + BN, len);
-      load_tile<T, HD, BN>(sV0 + ((t + 1) & 1) * BN * LDS, vh, ld, k0 + BN, len);
-      cp_async_commit();
-      cp_async_wait<1>();  // this tile (and Q) are in
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
-    if (t == 0) {
+  __device__ __forceinline__ void reset(int first_row, int g) {
 #pragma unroll
-      for (int kk = 0; kk < KSTEPS; ++kk)
-        ldmatrix_x4(qf[kk], sQ + (warp * 16 + lane % 16) * LDS + kk * 16 + (lane / 16) * 8);
-    }
+    for (int i = 0; i < DB; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+    m_a = m_b = -INFINITY;
+    l_a = l_b = 0.0f;
+    row_a = first_row + g;
+    row_b = row_a + 8;
+  }
 
-    // S = Q·Kᵀ for this warp's 16 rows and BN keys.
+  // Q fragments from shared memory (the warp's 16 rows start at sQ).
+  __device__ __forceinline__ void load_q_shared(const T* sQ, int lane) {
+#pragma unroll
+    for (int kk = 0; kk < KSTEPS; ++kk)
+      ldmatrix_x4(qf[kk], sQ + (lane % 16) * LDS + kk * 16 + (lane / 16) * 8);
+  }
+
+  // Q fragments straight from global memory (rows past len are zeros).
+  __device__ __forceinline__ void load_q_global(const T* qh, std::int64_t ld, int len, int t4) {
+    const auto* ra = reinterpret_cast<const std::uint32_t*>(qh + std::int64_t{row_a} * ld);
+    const auto* rb = reinterpret_cast<const std::uint32_t*>(qh + std::int64_t{row_b} * ld);
+    const bool va = row_a < len, vb = row_b < len;
+#pragma unroll
+    for (int kk = 0; kk < KSTEPS; ++kk) {
+      const int c = kk * 8 + t4;  // in 32-bit words: columns kk·16 + 2·t4 and + 8
+      qf[kk][0] = va ? ra[c] : 0u;
+      qf[kk][1] = vb ? rb[c] : 0u;
+      qf[kk][2] = va ? ra[c + 4] : 0u;
+      qf[kk][3] = vb ? rb[c + 4] : 0u;
+    }
+  }
+
+  // Rotary on the Q fragments in registers: column c pairs with c + HD/2, which this thread also holds
+  // (k-step kk + KSTEPS/2). rope: [position][HD/2] (cos, sin), fp32; rows past len stay zero.
+  __device__ __forceinline__ void rotate_q(const float2* __restrict__ rope, int len, int t4) {
+#pragma unroll
+    for (int kk = 0; kk < KSTEPS / 2; ++kk) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int row = (j & 1) ? row_b : row_a, col = kk * 16 + (j >= 2 ? 8 : 0) + 2 * t4;
+        if (row >= len) continue;
+        const float2 lo = unpack2<T>(qf[kk][j]), hi = unpack2<T>(qf[kk + KSTEPS / 2][j]);
+        const float2 cs0 = rope[row * (HD / 2) + col], cs1 = rope[row * (HD / 2) + col + 1];
+        qf[kk][j] = pack2<T>(lo.x * cs0.x - hi.x * cs0.y, lo.y * cs1.x - hi.y * cs1.y);
+        qf[kk + KSTEPS / 2][j] = pack2<T>(hi.x * cs0.x + lo.x * cs0.y, hi.y * cs1.x + lo.y * cs1.y);
+      }
+    }
+  }
+
+  // Folds keys [k0, k0 + BN) (rows of sK/sV; keys >= len masked) into the state.
+  __device__ __forceinline__ void key_tile(const T* sK, const T* sV, int k0, int len, float scale_log2,
+                                           float slope_log2, bool alibi, int lane) {
+    const int t4 = lane % 4;
+    // S = Q·Kᵀ for the 16 rows and BN keys.
     float s[NB][4];
 #pragma unroll
     for (int nb = 0; nb < NB; ++nb) {
@@ -181,6 +218,7 @@ __global__ void __launch_bounds__(128)
     }
 
     // Scale (log2 domain), bias, mask; row maxima over the 4 threads sharing a row.
+    const bool tail = k0 + BN > len;  // warp-uniform: only the last tile has masked keys
     float tile_max_a = -INFINITY, tile_max_b = -INFINITY;
 #pragma unroll
     for (int nb = 0; nb < NB; ++nb) {
@@ -190,7 +228,7 @@ __global__ void __launch_bounds__(128)
         const int row = e < 2 ? row_a : row_b;
         float x = s[nb][e] * scale_log2;
         if (alibi) x -= slope_log2 * fabsf(static_cast<float>(row - key));
-        if (key >= len) x = -INFINITY;
+        if (tail && key >= len) x = -INFINITY;
         s[nb][e] = x;
         if (e < 2)
           tile_max_a = fmaxf(tile_max_a, x);
@@ -246,25 +284,136 @@ __global__ void __launch_bounds__(128)
         mma_16816<T>(o[db + 1], a, b[2], b[3]);
       }
     }
-    __syncthreads();  // this tile's buffers are reloaded two iterations on
   }
 
+  // O / l for the rows that exist.
+  __device__ __forceinline__ void store(T* oh, std::int64_t ld, int len, int t4) {
 #pragma unroll
-  for (int off = 1; off <= 2; off <<= 1) {
-    l_a += __shfl_xor_sync(0xffffffffu, l_a, off);
-    l_b += __shfl_xor_sync(0xffffffffu, l_b, off);
+    for (int off = 1; off <= 2; off <<= 1) {
+      l_a += __shfl_xor_sync(0xffffffffu, l_a, off);
+      l_b += __shfl_xor_sync(0xffffffffu, l_b, off);
+    }
+    const float inv_a = 1.0f / l_a, inv_b = 1.0f / l_b;
+#pragma unroll
+    for (int db = 0; db < DB; ++db) {
+      const int col = db * 8 + 2 * t4;
+      if (row_a < len)
+        *reinterpret_cast<std::uint32_t*>(oh + std::int64_t{row_a} * ld + col) =
+            pack2<T>(o[db][0] * inv_a, o[db][1] * inv_a);
+      if (row_b < len)
+        *reinterpret_cast<std::uint32_t*>(oh + std::int64_t{row_b} * ld + col) =
+            pack2<T>(o[db][2] * inv_b, o[db][3] * inv_b);
+    }
   }
-  const float inv_a = 1.0f / l_a, inv_b = 1.0f / l_b;
-  T* oh = out + head_offset;
-#pragma unroll
-  for (int db = 0; db < DB; ++db) {
-    const int col = db * 8 + 2 * t4;
-    if (row_a < len)
-      *reinterpret_cast<std::uint32_t*>(oh + std::int64_t{row_a} * ld + col) =
-          pack2<T>(o[db][0] * inv_a, o[db][1] * inv_a);
-    if (row_b < len)
-      *reinterpret_cast<std::uint32_t*>(oh + std::int64_t{row_b} * ld + col) =
-          pack2<T>(o[db][2] * inv_b, o[db][3] * inv_b);
+};
+
+// Tiled kernel (any length): one CTA of 4 warps per (sequence, head, 64-query tile), each warp owning 16
+// query rows; K/V tiles streamed through shared memory, double-buffered with cp.async.
+template <typename T, int HD>
+__global__ void __launch_bounds__(128)
+    flash_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                 T* __restrict__ out, const std::int32_t* __restrict__ cu, int tiles_per_seq, int heads,
+                 float scale_log2, const float* __restrict__ alibi) {
+  using Cfg = FlashConfig<HD>;
+  constexpr int BM = Cfg::kBlockM, BN = Cfg::kBlockN, LDS = Cfg::kStride;
+  // Dynamic shared memory: Q, then two K and two V buffers (the next tile loads while this one computes).
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  T* const sQ = reinterpret_cast<T*>(shared_bytes);
+  T* const sK0 = sQ + BM * LDS;
+  T* const sV0 = sK0 + 2 * BN * LDS;
+
+  const int seq = blockIdx.x / tiles_per_seq, tile = blockIdx.x % tiles_per_seq, head = blockIdx.y;
+  const int begin = cu[seq], len = cu[seq + 1] - begin;
+  const int q0 = tile * BM;
+  if (q0 >= len) return;
+  const std::int64_t ld = std::int64_t{heads} * HD;
+  const std::int64_t head_offset = std::int64_t{begin} * ld + std::int64_t{head} * HD;
+  const T* kh = k + head_offset;
+  const T* vh = v + head_offset;
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const float slope_log2 = alibi ? alibi[head] * kLog2e : 0.0f;
+  QueryRows<T, HD, BN> rows;
+  rows.reset(q0 + warp * 16, lane / 4);
+
+  load_rows<T, HD>(sQ, q + head_offset, ld, q0, BM, len);
+  load_rows<T, HD>(sK0, kh, ld, 0, BN, len);
+  load_rows<T, HD>(sV0, vh, ld, 0, BN, len);
+  cp_async_commit();
+  const int num_tiles = (len + BN - 1) / BN;
+  for (int t = 0; t < num_tiles; ++t) {
+    const int k0 = t * BN;
+    const T* sK = sK0 + (t & 1) * BN * LDS;
+    const T* sV = sV0 + (t & 1) * BN * LDS;
+    if (t + 1 < num_tiles) {  // prefetch the next tile into the other buffers
+      load_rows<T, HD>(sK0 + ((t + 1) & 1) * BN * LDS, kh, ld, k0 + BN, BN, len);
+      load_rows<T, HD>(sV0 + ((t + 1) & 1) * BN * LDS, vh, ld, k0 + BN, BN, len);
+      cp_async_commit();
+      cp_async_wait<1>();  // this tile (and Q) are in
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    if (t == 0) rows.load_q_shared(sQ + warp * 16 * LDS, lane);
+    rows.key_tile(sK, sV, k0, len, scale_log2, slope_log2, alibi != nullptr, lane);
+    __syncthreads();  // this tile's buffers are reloaded two iterations on
+  }
+  rows.store(out + head_offset, ld, len, lane % 4);
+}
+
+// Short-sequence kernel (head_dim 64, sequences of at most kShortMaxLen tokens, ESM-2's and DNABERT-S's
+// usual case): one CTA of 4 warps per (sequence, head). The whole of K and V is loaded into shared
+// memory once (the tiled kernel loads it once per 64-query tile), Q fragments come straight from global
+// memory, and warp w takes the 16-row blocks w, w + 4, ... that exist.
+constexpr int kShortMaxLen = 256;
+constexpr int kShortKeys = 64;  // keys per tile
+
+template <typename T, int HD>
+__global__ void __launch_bounds__(128, 4)
+    flash_short_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                       T* __restrict__ out, const std::int32_t* __restrict__ cu, int heads, float scale_log2,
+                       const float* __restrict__ alibi, const float2* __restrict__ rope) {
+  constexpr int BN = kShortKeys, LDS = FlashConfig<HD>::kStride;
+  const int seq = blockIdx.x, head = blockIdx.y;
+  const int begin = cu[seq], len = cu[seq + 1] - begin;
+  if (len == 0) return;
+  const int num_tiles = (len + BN - 1) / BN;
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  T* const sK = reinterpret_cast<T*>(shared_bytes);
+  T* const sV = sK + num_tiles * BN * LDS;
+
+  const std::int64_t ld = std::int64_t{heads} * HD;
+  const std::int64_t head_offset = std::int64_t{begin} * ld + std::int64_t{head} * HD;
+  load_rows<T, HD>(sK, k + head_offset, ld, 0, num_tiles * BN, len);
+  load_rows<T, HD>(sV, v + head_offset, ld, 0, num_tiles * BN, len);
+  cp_async_commit();
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const float slope_log2 = alibi ? alibi[head] * kLog2e : 0.0f;
+  QueryRows<T, HD, BN> rows;
+  // The first row block's Q loads go out while K and V land.
+  const int first_row = warp * 16;
+  if (first_row < len) {
+    rows.reset(first_row, lane / 4);
+    rows.load_q_global(q + head_offset, ld, len, lane % 4);
+    if (rope) rows.rotate_q(rope, len, lane % 4);
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+  if (rope) {
+    rotate_rows<T, HD, LDS>(sK, rope, len);
+    __syncthreads();
+  }
+  for (int r0 = first_row; r0 < len; r0 += 4 * 16) {
+    if (r0 != first_row) {
+      rows.reset(r0, lane / 4);
+      rows.load_q_global(q + head_offset, ld, len, lane % 4);
+      if (rope) rows.rotate_q(rope, len, lane % 4);
+    }
+    for (int t = 0; t < num_tiles; ++t)
+      rows.key_tile(sK + t * BN * LDS, sV + t * BN * LDS, t * BN, len, scale_log2, slope_log2,
+                    alibi != nullptr, lane);
+    rows.store(out + head_offset, ld, len, lane % 4);
   }
 }
 
@@ -283,6 +432,25 @@ void launch_flash(const AttentionArgs& a, cudaStream_t stream) {
       static_cast<const T*>(a.q), static_cast<const T*>(a.k), static_cast<const T*>(a.v),
       static_cast<T*>(a.out), a.cu_seqlens, tiles, a.heads, a.softmax_scale * kLog2e, a.alibi_slopes);
   check_launch("flash_kernel");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plain kernel: fp32 arithmetic, any head_dim
+
+template <typename T, int HD>
+void launch_short(const AttentionArgs& a, cudaStream_t stream) {
+  const int tiles = (a.max_seqlen + kShortKeys - 1) / kShortKeys;
+  const std::size_t shared =
+      sizeof(T) * static_cast<std::size_t>(2 * tiles * kShortKeys * FlashConfig<HD>::kStride);
+  check(cudaFuncSetAttribute(flash_short_kernel<T, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(shared)),
+        "cudaFuncSetAttribute(short attention)");
+  dim3 grid(static_cast<unsigned>(a.num_seqs), static_cast<unsigned>(a.heads));
+  flash_short_kernel<T, HD><<<grid, 128, shared, stream>>>(
+      static_cast<const T*>(a.q), static_cast<const T*>(a.k), static_cast<const T*>(a.v),
+      static_cast<T*>(a.out), a.cu_seqlens, a.heads, a.softmax_scale * kLog2e, a.alibi_slopes,
+      reinterpret_cast<const float2*>(a.rope));
+  check_launch("flash_short_kernel");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -375,16 +543,7 @@ __global__ void __launch_bounds__(128)
   }
 }
 
-}  // namespace
-
-bool attention_uses_tensor_cores(const AttentionArgs& a) {
-  const bool half_type = a.dt == DType::kF16 || a.dt == DType::kBF16;
-  const bool shape = a.head_dim == 64 || a.head_dim == 128;
-  return half_type && shape && aligned16(a.q) && aligned16(a.k) && aligned16(a.v) && aligned16(a.out);
-}
-
-void attention_varlen_plain(const AttentionArgs& a, cudaStream_t stream) {
-  if (a.num_seqs == 0 || a.max_seqlen == 0) return;
+void launch_plain(const AttentionArgs& a, cudaStream_t stream) {
   const int tiles = (a.max_seqlen + kPlainQueries - 1) / kPlainQueries;
   dim3 grid(static_cast<unsigned>(a.num_seqs) * static_cast<unsigned>(tiles), static_cast<unsigned>(a.heads));
   const std::size_t shared = plain_shared_bytes(a.head_dim);
@@ -401,15 +560,38 @@ void attention_varlen_plain(const AttentionArgs& a, cudaStream_t stream) {
   check_launch("plain attention kernel");
 }
 
-void attention_varlen(const AttentionArgs& a, cudaStream_t stream) {
+}  // namespace
+
+AttentionKernel attention_kernel_for(const AttentionArgs& a) {
+  const bool half_type = a.dt == DType::kF16 || a.dt == DType::kBF16;
+  const bool shape = a.head_dim == 64 || a.head_dim == 128;
+  if (!half_type || !shape || !aligned16(a.q) || !aligned16(a.k) || !aligned16(a.v) || !aligned16(a.out))
+    return AttentionKernel::kPlain;
+  return a.head_dim == 64 && a.max_seqlen <= kShortMaxLen ? AttentionKernel::kShort : AttentionKernel::kTiled;
+}
+
+void attention_varlen_with(AttentionKernel kernel, const AttentionArgs& a, cudaStream_t stream) {
   if (a.num_seqs == 0 || a.max_seqlen == 0) return;
-  if (!attention_uses_tensor_cores(a)) return attention_varlen_plain(a, stream);
-  if (a.dt == DType::kF16) {
-    if (a.head_dim == 64) return launch_flash<__half, 64>(a, stream);
-    return launch_flash<__half, 128>(a, stream);
-  }
-  if (a.head_dim == 64) return launch_flash<__nv_bfloat16, 64>(a, stream);
-  launch_flash<__nv_bfloat16, 128>(a, stream);
+  if (a.rope && kernel != AttentionKernel::kShort)
+    throw std::invalid_argument("attention: only the short kernel applies rotary itself");
+  if (kernel == AttentionKernel::kPlain) return launch_plain(a, stream);
+  if (attention_kernel_for(a) == AttentionKernel::kPlain ||
+      (kernel == AttentionKernel::kShort && (a.head_dim != 64 || a.max_seqlen > kShortMaxLen)))
+    throw std::invalid_argument("attention: this kernel cannot take these arguments");
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    if (kernel == AttentionKernel::kShort) return launch_short<T, 64>(a, stream);
+    if (a.head_dim == 64) return launch_flash<T, 64>(a, stream);
+    launch_flash<T, 128>(a, stream);
+  };
+  if (a.dt == DType::kF16)
+    run(__half{});
+  else
+    run(__nv_bfloat16{});
+}
+
+void attention_varlen(const AttentionArgs& a, cudaStream_t stream) {
+  attention_varlen_with(attention_kernel_for(a), a, stream);
 }
 
 }  // namespace vnp::engine::cuda::kernels

@@ -245,6 +245,7 @@ class CudaBackend final : public Backend {
     auto scope = op("attention_varlen");
     Tensor out = empty(q.shape(), q.dtype());
     Tensor slopes = params.alibi_slopes.defined() ? as(params.alibi_slopes, DType::kF32) : Tensor{};
+    Tensor table, q_rotated, k_rotated;
     kernels::AttentionArgs args{q.raw(),
                                 k.raw(),
                                 v.raw(),
@@ -257,8 +258,34 @@ class CudaBackend final : public Backend {
                                 batch.max_seqlen,
                                 params.softmax_scale,
                                 slopes.defined() ? slopes.data<float>() : nullptr};
+    if (params.rotary_inv_freq.defined()) {
+      if (kernels::attention_kernel_for(args) == kernels::AttentionKernel::kShort) {
+        // The short kernel rotates q and k as it loads them, from one (cos, sin) table per batch.
+        const int half = args.head_dim / 2;
+        table = empty({batch.max_seqlen, 2 * half}, DType::kF32);
+        kernels::rotary_table(params.rotary_inv_freq.data<float>(), half, batch.max_seqlen,
+                              table.data<float>(), stream_);
+        args.rope = table.data<float>();
+      } else {
+        q_rotated = rotated(q, params, batch);
+        k_rotated = rotated(k, params, batch);
+        args.q = q_rotated.raw();
+        args.k = k_rotated.raw();
+      }
+    }
     kernels::attention_varlen(args, stream_);
     return out;
+  }
+
+  // A rotated copy of q or k, for the attention paths that do not rotate inside their kernel.
+  Tensor rotated(const Tensor& x, const AttentionParams& params, const PackedBatch& batch) {
+    Tensor copy = empty(x.shape(), x.dtype());
+    this->copy(copy.raw(), device_, x.raw(), device_, x.nbytes());
+    const int head_dim = static_cast<int>(x.dim(1) / params.num_heads);
+    kernels::rotary(copy.raw(), copy.dtype(), copy.dim(0), params.num_heads, head_dim,
+                    params.rotary_inv_freq.data<float>(), cu_seqlens(batch),
+                    static_cast<int>(batch.num_sequences()), stream_);
+    return copy;
   }
 
   // v1.0 way: pad to [n, heads, T, hd], scores by batched GEMM (fp32 out), masked fp32 softmax,
@@ -266,6 +293,8 @@ class CudaBackend final : public Backend {
   Tensor attention_padded(const Tensor& q, const Tensor& k, const Tensor& v, const PackedBatch& batch,
                           const AttentionParams& params) override {
     auto scope = op("attention_padded");
+    const bool rotary = params.rotary_inv_freq.defined();
+    const Tensor q_in = rotary ? rotated(q, params, batch) : q, k_in = rotary ? rotated(k, params, batch) : k;
     const int n = static_cast<int>(batch.num_sequences()), heads = params.num_heads, T = batch.max_seqlen;
     const int hd = static_cast<int>(q.dim(1) / heads);
     const DType dt = q.dtype();
@@ -278,7 +307,7 @@ class CudaBackend final : public Backend {
       kernels::pad_heads(x.raw(), p.raw(), dt, cu, n, heads, hd, T, 1.0f, stream_);
       return p;
     };
-    const Tensor qp = pad(q), kp = pad(k), vp = pad(v);
+    const Tensor qp = pad(q_in), kp = pad(k_in), vp = pad(v);
     Tensor scores = empty({mats, T, T}, DType::kF32);
     GemmProblem s;
     s.m = T, s.n = T, s.k = hd, s.lda = hd, s.ldb = hd, s.ldc = T, s.trans_b = true;

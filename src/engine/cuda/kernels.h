@@ -67,8 +67,12 @@ void mean_pool(const void* x, DType dt, std::int64_t cols, const std::int32_t* r
                float* out, cudaStream_t stream);
 
 // Attention over packed sequences (q, k, v, out: [tokens, heads·head_dim], contiguous). Online softmax in
-// fp32; alibi_slopes (f32 [heads]) may be null. f16/bf16 with head_dim 64 or 128 and 16-byte aligned rows
-// take the tensor-core kernel, everything else a plain fp32-arithmetic kernel.
+// fp32; alibi_slopes (f32 [heads]) may be null. Three kernels compute the same function:
+//  - kShort: f16/bf16, head_dim 64, sequences of at most 256 tokens: one CTA per (sequence, head)
+//    holding the whole of K and V in shared memory (tensor cores);
+//  - kTiled: f16/bf16, head_dim 64 or 128, any length: one CTA per (sequence, head, 64 queries), K/V
+//    tiles streamed (tensor cores);
+//  - kPlain: any dtype (f32: the exact path) and head_dim, fp32 arithmetic.
 struct AttentionArgs {
   const void* q;
   const void* k;
@@ -82,12 +86,20 @@ struct AttentionArgs {
   int max_seqlen;
   float softmax_scale;
   const float* alibi_slopes;  // device or null
+  // Device or null: rotary applied to q and k first, as a [max_seqlen][head_dim / 2] table of (cos, sin)
+  // pairs (rotary_table). Only the short kernel takes it.
+  const float* rope = nullptr;
 };
+// (cos, sin) of position · inv_freq[i], fp32, for positions [0, max_len): [max_len][half] float pairs,
+// the same values the rotary op uses.
+void rotary_table(const float* inv_freq, int half, int max_len, float* table, cudaStream_t stream);
+enum class AttentionKernel { kPlain, kTiled, kShort };
+// The fastest kernel that takes these arguments (16-byte aligned rows are needed by the tensor-core ones).
+AttentionKernel attention_kernel_for(const AttentionArgs& args);
 void attention_varlen(const AttentionArgs& args, cudaStream_t stream);
-// Which kernel attention_varlen picks (for tests and logs): true = tensor cores.
-bool attention_uses_tensor_cores(const AttentionArgs& args);
-// The plain kernel, whatever the arguments (tests compare the two paths).
-void attention_varlen_plain(const AttentionArgs& args, cudaStream_t stream);
+// A given kernel, for tests and benchmarks that compare them; throws std::invalid_argument where the
+// kernel cannot take the arguments.
+void attention_varlen_with(AttentionKernel kernel, const AttentionArgs& args, cudaStream_t stream);
 
 // v1 padded path helpers. pad: packed [tokens, heads·hd] -> [n, heads, T, hd] (rows t >= len filled
 // with `fill`); unpad: the reverse for rows t < len.

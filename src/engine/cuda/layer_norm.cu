@@ -243,6 +243,17 @@ void launch_layer_norm(const void* x, DType dt, const float* gamma, const float*
   check_launch("layer_norm_kernel");
 }
 
+// (cos, sin) of position · inv_freq[i] for every position below max_len (the rotary kernels' values).
+__global__ void rotary_table_kernel(const float* __restrict__ inv_freq, int half, int max_len,
+                                    float2* __restrict__ table) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= half * max_len) return;
+  const int position = i / half, f = i % half;
+  float s, c;
+  sincosf(static_cast<float>(position) * inv_freq[f], &s, &c);
+  table[i] = make_float2(c, s);
+}
+
 }  // namespace
 
 void layer_norm(const void* x, DType dt, const float* gamma, const float* beta, std::int64_t rows,
@@ -272,6 +283,14 @@ void rotary(void* x, DType dt, std::int64_t tokens, int heads, int head_dim, con
         static_cast<T*>(x), heads, head_dim, inv_freq, cu_seqlens, num_seqs);
   });
   check_launch("rotary_kernel");
+}
+
+void rotary_table(const float* inv_freq, int half, int max_len, float* table, cudaStream_t stream) {
+  const int n = half * max_len;
+  if (n == 0) return;
+  rotary_table_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(
+      inv_freq, half, max_len, reinterpret_cast<float2*>(table));
+  check_launch("rotary_table_kernel");
 }
 
 }  // namespace vnp::engine::cuda::kernels
