@@ -241,11 +241,21 @@ void attention_kernels(const vnp::models::Esm2Config& c, std::int64_t rows, int 
   Tensor q = random(), k = random(), v = random();
   Tensor out_tiled = ops::cast(Tensor::zeros({tokens, c.hidden}, DType::kF32, Device::cuda(0)), dt);
   Tensor out_short = ops::cast(Tensor::zeros({tokens, c.hidden}, DType::kF32, Device::cuda(0)), dt);
+  Tensor out_rope = ops::cast(Tensor::zeros({tokens, c.hidden}, DType::kF32, Device::cuda(0)), dt);
   cuda::synchronize(0);
   std::printf("\nattention kernels (%s, %d sequences of %d tokens, %d heads of %d):\n",
               vnp::engine::dtype_name(dt), seqs, length, c.num_heads, hd);
-  for (auto [kernel, out, name] : {std::tuple{AttentionKernel::kTiled, &out_tiled, "tiled"},
-                                   std::tuple{AttentionKernel::kShort, &out_short, "short"}}) {
+  // ESM-2's rotary frequencies, for the short kernel's fused rotary (the others would need a rotary pass).
+  std::vector<float> inv_freq;
+  for (int i = 0; i < hd / 2; ++i) inv_freq.push_back(std::pow(10000.0f, -2.0f * static_cast<float>(i) / hd));
+  Tensor freq = Tensor::from_floats(inv_freq, {hd / 2}).to(Device::cuda(0));
+  Tensor table = Tensor::zeros({length, hd}, DType::kF32, Device::cuda(0));
+  cuda::synchronize(0);
+  cuda::kernels::rotary_table(freq.data<float>(), hd / 2, length, table.data<float>(), nullptr);
+  for (auto [kernel, out, name, rope] :
+       {std::tuple{AttentionKernel::kTiled, &out_tiled, "tiled", false},
+        std::tuple{AttentionKernel::kShort, &out_short, "short", false},
+        std::tuple{AttentionKernel::kShort, &out_rope, "short+rotary", true}}) {
     cuda::kernels::AttentionArgs args{q.raw(),
                                       k.raw(),
                                       v.raw(),
@@ -258,6 +268,7 @@ void attention_kernels(const vnp::models::Esm2Config& c, std::int64_t rows, int 
                                       length,
                                       1.0f / std::sqrt(static_cast<float>(hd)),
                                       nullptr};
+    if (rope) args.rope = table.data<float>();
     cudaEvent_t start, stop;
     cudaEventCreate(&start);
     cudaEventCreate(&stop);
@@ -273,7 +284,7 @@ void attention_kernels(const vnp::models::Esm2Config& c, std::int64_t rows, int 
     cudaEventDestroy(stop);
     const double s = ms / 1e3 / reps;
     const double flops = 4.0 * static_cast<double>(seqs) * length * length * c.hidden;
-    std::printf("  %-6s %8.1f us per call  %8.1f us/1k tokens x %d layers  %6.1f TFLOP/s\n", name, s * 1e6,
+    std::printf("  %-12s %8.1f us per call  %8.1f us/1k tokens x %d layers  %6.1f TFLOP/s\n", name, s * 1e6,
                 s * 1e6 / (static_cast<double>(tokens) / 1e3) * c.num_layers, c.num_layers, flops / s / 1e12);
   }
   const Tensor a = ops::cast(out_tiled, DType::kF32).to(Device::cpu()),
