@@ -10,11 +10,7 @@
 #   with the first, default "fp32 fp16 fp16_v1 fp8")
 set -uo pipefail
 frames=${1:-2000}
-out=${OUT:-/tmp/vnp-out}
-work=/tmp/vnp
-bin=$work/bundle/bin
-export LD_LIBRARY_PATH=$work/bundle/lib:${LD_LIBRARY_PATH:-}
-[[ -x $bin/virnucpro ]] || { mkdir -p "$work" && tar -xJf .device/cuda/bundle.tar.xz -C "$work"; } || exit 1
+source tools/device_env.sh
 [[ -d $work/esm3b && -d $work/dnabert ]] || { echo "run tools/device_esm_gpu.sh first (models missing)"; exit 1; }
 
 "$bin/make_coding_reads" --count "$frames" --min-length 100 --fasta "$work/mixed.fa" --proteins "$work/mixed"

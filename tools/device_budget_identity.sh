@@ -7,11 +7,7 @@
 set -uo pipefail
 preset=${1:-none}
 budgets=${2:-256 4096 65536}
-work=/tmp/vnp
-mkdir -p "$work"
-[[ -x $work/bundle/bin/virnucpro ]] || tar -xJf .device/cuda/bundle.tar.xz -C "$work" || exit 1
-export LD_LIBRARY_PATH=$work/bundle/lib:${LD_LIBRARY_PATH:-}
-bin=$work/bundle/bin
+source tools/device_env.sh
 
 compare() {  # compare RUN_DIR... : every prediction_results.txt against the first
   python3 - "$@" <<'PY'

@@ -3,14 +3,7 @@
 # separate processes per group so that a crash in one group does not hide the others' results.
 # Output: $OUT/tests.log; a summary on stdout.
 set -uo pipefail
-out=${OUT:-/tmp/vnp-out}
-work=/tmp/vnp
-mkdir -p "$out" "$work"
-[[ -x $work/bundle/bin/engine_cuda_tests ]] || tar -xJf .device/cuda/bundle.tar.xz -C "$work" || exit 1
-export LD_LIBRARY_PATH=$work/bundle/lib:${LD_LIBRARY_PATH:-}
-bin=$work/bundle/bin
-# The test binaries read their data from the path they were built at (/work/main/tests/data).
-if [[ ! -e /work/main/tests/data ]]; then mkdir -p /work && ln -sfn "$PWD" /work/main; fi
+source tools/device_env.sh
 : > "$out/tests.log"
 timeout 120 "$bin/cuda_nodevice_tests" >> "$out/tests.log" 2>&1
 echo "cuda_nodevice_tests exit $?"

@@ -11,13 +11,7 @@
 set -uo pipefail
 count=${1:-20000}
 precisions=${2:-bf16}
-out=${OUT:-/tmp/vnp-out}
-work=/tmp/vnp
-mkdir -p "$out" "$work"
-tar -xJf .device/cuda/bundle.tar.xz -C "$work" || exit 1
-export LD_LIBRARY_PATH=$work/bundle/lib:${LD_LIBRARY_PATH:-}
-bin=$work/bundle/bin
-if [[ ! -e /work/main/tests/data ]]; then mkdir -p /work && ln -sfn "$PWD" /work/main; fi
+source tools/device_env.sh
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1 | tee "$out/gpu.txt"
 
 [[ ${SKIP_TESTS:-0} == 1 ]] || bash tools/device_gpu_tests.sh

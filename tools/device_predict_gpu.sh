@@ -11,12 +11,7 @@ set -uo pipefail
 reads=${1:-100000}
 preset=${2:-none}
 devices=${3:-cuda:0}
-out=${OUT:-/tmp/vnp-out}
-work=/tmp/vnp
-mkdir -p "$out" "$work"
-tar -xJf .device/cuda/bundle.tar.xz -C "$work" || exit 1
-export LD_LIBRARY_PATH=$work/bundle/lib:${LD_LIBRARY_PATH:-}
-bin=$work/bundle/bin
+source tools/device_env.sh
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee "$out/gpu.txt"
 [[ ${GPU_TESTS:-0} == 1 ]] && bash tools/device_gpu_tests.sh
 

@@ -91,6 +91,32 @@ __device__ __forceinline__ float2 unpack2(std::uint32_t r) {
     return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&r));
 }
 
+// Rotary on rows [0, len) of K in shared memory (row stride LDS): element i pairs with i + HD/2, as the
+// rotary op does (x·cos - y·sin, y·cos + x·sin in fp32, rounded to T).
+template <typename T, int HD, int LDS>
+__device__ __forceinline__ void rotate_rows(T* sK, const float2* __restrict__ rope, int len) {
+  constexpr int kHalf = HD / 2, kV = 8, kPerRow = kHalf / kV;
+  for (int c = threadIdx.x; c < len * kPerRow; c += blockDim.x) {
+    const int r = c / kPerRow, i = (c % kPerRow) * kV;
+    auto* lo = reinterpret_cast<Pack<T, kV>*>(sK + r * LDS + i);
+    auto* hi = reinterpret_cast<Pack<T, kV>*>(sK + r * LDS + kHalf + i);
+    Pack<T, kV> a = *lo, b = *hi;
+    const auto* cs = reinterpret_cast<const float4*>(rope + r * kHalf + i);  // two (cos, sin) pairs a load
+#pragma unroll
+    for (int e = 0; e < kV; e += 2) {
+      const float4 t = cs[e / 2];
+      const float xa0 = to_f32(a.v[e]), xb0 = to_f32(b.v[e]), xa1 = to_f32(a.v[e + 1]),
+                  xb1 = to_f32(b.v[e + 1]);
+      a.v[e] = from_f32<T>(xa0 * t.x - xb0 * t.y);
+      b.v[e] = from_f32<T>(xb0 * t.x + xa0 * t.y);
+      a.v[e + 1] = from_f32<T>(xa1 * t.z - xb1 * t.w);
+      b.v[e + 1] = from_f32<T>(xb1 * t.z + xa1 * t.w);
+    }
+    *lo = a;
+    *hi = b;
+  }
+}
+
 template <int HD>
 struct FlashConfig {
   static constexpr int kBlockM = 64;                  // queries per CTA (16 per warp)
@@ -114,217 +140,151 @@ __device__ __forceinline__ void load_rows(T* dst, const T* base, std::int64_t ld
   }
 }
 
-// (x, y) -> (x·cos - y·sin, y·cos + x·sin) in fp32, as the rotary op computes it.
-__device__ __forceinline__ float2 rotate_pair(float x, float y, float2 cs) {
-  return make_float2(x * cs.x - y * cs.y, y * cs.x + x * cs.y);
-}
-
-// Rows [0, rows) of K into shared memory through registers, rotated on the way (element i pairs with
-// i + HD/2; rope: [position][HD/2] (cos, sin)); rows at or past len are zeros. Four 16-byte pairs per
-// thread are in flight at once.
-template <typename T, int HD>
-__device__ __forceinline__ void load_rows_rotated(T* dst, const T* base, std::int64_t ld, int rows, int len,
-                                                  const float2* __restrict__ rope) {
-  constexpr int kHalf = HD / 2, kV = 8, kPerRow = kHalf / kV, kUnroll = 4;
-  constexpr int kStride = FlashConfig<HD>::kStride;
-  const int items = rows * kPerRow;
-  for (int c0 = threadIdx.x; c0 < items; c0 += kUnroll * blockDim.x) {
-    Pack<T, kV> lo[kUnroll], hi[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int c = c0 + u * blockDim.x, r = c / kPerRow, i = (c % kPerRow) * kV;
-      if (c < items && r < len) {
-        lo[u] = *reinterpret_cast<const Pack<T, kV>*>(base + std::int64_t{r} * ld + i);
-        hi[u] = *reinterpret_cast<const Pack<T, kV>*>(base + std::int64_t{r} * ld + kHalf + i);
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int c = c0 + u * blockDim.x, r = c / kPerRow, i = (c % kPerRow) * kV;
-      if (c >= items) break;
-      if (r < len) {
-        const float4* cs = reinterpret_cast<const float4*>(rope + r * kHalf + i);
-#pragma unroll
-        for (int e = 0; e < kV; e += 2) {
-          const float4 t = cs[e / 2];
-          const float2 p0 = rotate_pair(to_f32(lo[u].v[e]), to_f32(hi[u].v[e]), make_float2(t.x, t.y));
-          const float2 p1 =
-              rotate_pair(to_f32(lo[u].v[e + 1]), to_f32(hi[u].v[e + 1]), make_float2(t.z, t.w));
-          lo[u].v[e] = from_f32<T>(p0.x);
-          hi[u].v[e] = from_f32<T>(p0.y);
-          lo[u].v[e + 1] = from_f32<T>(p1.x);
-          hi[u].v[e + 1] = from_f32<T>(p1.y);
-        }
-      } else {
-#pragma unroll
-        for (int e = 0; e < kV; ++e) lo[u].v[e] = hi[u].v[e] = from_f32<T>(0.0f);
-      }
-      *reinterpret_cast<Pack<T, kV>*>(dst + r * kStride + i) = lo[u];
-      *reinterpret_cast<Pack<T, kV>*>(dst + r * kStride + kHalf + i) = hi[u];
-    }
-  }
-}
-
-// R blocks of 16 query rows owned by one warp: the online-softmax state and the three steps every key
-// tile takes. Taking R = 2 blocks at once halves the shared-memory reads of K and V per query (each
-// fragment loaded feeds both blocks' products). Thread (g, t4) of the warp holds rows g and g + 8 of each
-// block (mma fragment layout): row(r, h) = first row + 16·r + 8·h.
-template <typename T, int HD, int BN, int R>
+// One warp's 16 query rows: the online-softmax state and the three steps every key tile takes.
+// Thread (g, t4) of the warp holds rows a = g and b = g + 8 of the block (mma fragment layout).
+template <typename T, int HD, int BN>
 struct QueryRows {
   static constexpr int KSTEPS = HD / 16;  // k-steps of Q·Kᵀ
   static constexpr int NB = BN / 8;       // 8-key column blocks of S
   static constexpr int DB = HD / 8;       // 8-wide column blocks of O
   static constexpr int LDS = FlashConfig<HD>::kStride;
 
-  std::uint32_t qf[R][KSTEPS][4];
-  float o[R][DB][4];
-  float m[R][2], l[R][2];
-  int row0;
-
-  __device__ __forceinline__ int row(int r, int h) const { return row0 + 16 * r + 8 * h; }
+  std::uint32_t qf[KSTEPS][4];
+  float o[DB][4];
+  float m_a, m_b, l_a, l_b;
+  int row_a, row_b;  // query positions in the sequence
 
   __device__ __forceinline__ void reset(int first_row, int g) {
 #pragma unroll
-    for (int r = 0; r < R; ++r) {
-#pragma unroll
-      for (int i = 0; i < DB; ++i) o[r][i][0] = o[r][i][1] = o[r][i][2] = o[r][i][3] = 0.0f;
-      m[r][0] = m[r][1] = -INFINITY;
-      l[r][0] = l[r][1] = 0.0f;
-    }
-    row0 = first_row + g;
+    for (int i = 0; i < DB; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+    m_a = m_b = -INFINITY;
+    l_a = l_b = 0.0f;
+    row_a = first_row + g;
+    row_b = row_a + 8;
   }
 
-  // Q fragments from shared memory (the warp's rows start at sQ).
+  // Q fragments from shared memory (the warp's 16 rows start at sQ).
   __device__ __forceinline__ void load_q_shared(const T* sQ, int lane) {
 #pragma unroll
-    for (int r = 0; r < R; ++r)
-#pragma unroll
-      for (int kk = 0; kk < KSTEPS; ++kk)
-        ldmatrix_x4(qf[r][kk], sQ + (16 * r + lane % 16) * LDS + kk * 16 + (lane / 16) * 8);
+    for (int kk = 0; kk < KSTEPS; ++kk)
+      ldmatrix_x4(qf[kk], sQ + (lane % 16) * LDS + kk * 16 + (lane / 16) * 8);
   }
 
-  // Q fragments straight from global memory (rows past len are zeros). Register j of a k-step holds
-  // row half j % 2 and column block j / 2 (mma A-fragment layout).
+  // Q fragments straight from global memory (rows past len are zeros).
   __device__ __forceinline__ void load_q_global(const T* qh, std::int64_t ld, int len, int t4) {
+    const auto* ra = reinterpret_cast<const std::uint32_t*>(qh + std::int64_t{row_a} * ld);
+    const auto* rb = reinterpret_cast<const std::uint32_t*>(qh + std::int64_t{row_b} * ld);
+    const bool va = row_a < len, vb = row_b < len;
 #pragma unroll
-    for (int r = 0; r < R; ++r)
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const int rw = row(r, j % 2);
-        const auto* src = reinterpret_cast<const std::uint32_t*>(qh + std::int64_t{rw} * ld);
-#pragma unroll
-        for (int kk = 0; kk < KSTEPS; ++kk) qf[r][kk][j] = rw < len ? src[kk * 8 + (j / 2) * 4 + t4] : 0u;
-      }
+    for (int kk = 0; kk < KSTEPS; ++kk) {
+      const int c = kk * 8 + t4;  // in 32-bit words: columns kk·16 + 2·t4 and + 8
+      qf[kk][0] = va ? ra[c] : 0u;
+      qf[kk][1] = vb ? rb[c] : 0u;
+      qf[kk][2] = va ? ra[c + 4] : 0u;
+      qf[kk][3] = vb ? rb[c + 4] : 0u;
+    }
   }
 
   // Rotary on the Q fragments in registers: column c pairs with c + HD/2, which this thread also holds
   // (k-step kk + KSTEPS/2). rope: [position][HD/2] (cos, sin), fp32; rows past len stay zero.
   __device__ __forceinline__ void rotate_q(const float2* __restrict__ rope, int len, int t4) {
 #pragma unroll
-    for (int r = 0; r < R; ++r)
+    for (int kk = 0; kk < KSTEPS / 2; ++kk) {
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        const int rw = row(r, j % 2);
-        if (rw >= len) continue;
-#pragma unroll
-        for (int kk = 0; kk < KSTEPS / 2; ++kk) {
-          const int col = kk * 16 + (j / 2) * 8 + 2 * t4;
-          const float4 cs = *reinterpret_cast<const float4*>(rope + rw * (HD / 2) + col);
-          const float2 lo = unpack2<T>(qf[r][kk][j]), hi = unpack2<T>(qf[r][kk + KSTEPS / 2][j]);
-          const float2 p0 = rotate_pair(lo.x, hi.x, make_float2(cs.x, cs.y));
-          const float2 p1 = rotate_pair(lo.y, hi.y, make_float2(cs.z, cs.w));
-          qf[r][kk][j] = pack2<T>(p0.x, p1.x);
-          qf[r][kk + KSTEPS / 2][j] = pack2<T>(p0.y, p1.y);
-        }
+        const int row = (j & 1) ? row_b : row_a, col = kk * 16 + (j >= 2 ? 8 : 0) + 2 * t4;
+        if (row >= len) continue;
+        const float2 lo = unpack2<T>(qf[kk][j]), hi = unpack2<T>(qf[kk + KSTEPS / 2][j]);
+        const float4 cs = *reinterpret_cast<const float4*>(rope + row * (HD / 2) + col);  // col is even
+        qf[kk][j] = pack2<T>(lo.x * cs.x - hi.x * cs.y, lo.y * cs.z - hi.y * cs.w);
+        qf[kk + KSTEPS / 2][j] = pack2<T>(hi.x * cs.x + lo.x * cs.y, hi.y * cs.z + lo.y * cs.w);
       }
+    }
   }
 
   // Folds keys [k0, k0 + BN) (rows of sK/sV; keys >= len masked) into the state.
   __device__ __forceinline__ void key_tile(const T* sK, const T* sV, int k0, int len, float scale_log2,
                                            float slope_log2, bool alibi, int lane) {
     const int t4 = lane % 4;
-    // S = Q·Kᵀ: each K fragment feeds all R blocks.
-    float s[R][NB][4];
+    // S = Q·Kᵀ for the 16 rows and BN keys.
+    float s[NB][4];
 #pragma unroll
     for (int nb = 0; nb < NB; ++nb) {
-#pragma unroll
-      for (int r = 0; r < R; ++r) s[r][nb][0] = s[r][nb][1] = s[r][nb][2] = s[r][nb][3] = 0.0f;
+      s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.0f;
 #pragma unroll
       for (int kk = 0; kk < KSTEPS; kk += 2) {
         std::uint32_t b[4];
         ldmatrix_x4(b, sK + (nb * 8 + lane % 8) * LDS + kk * 16 + (lane / 8) * 8);
-#pragma unroll
-        for (int r = 0; r < R; ++r) {
-          mma_16816<T>(s[r][nb], qf[r][kk], b[0], b[1]);
-          mma_16816<T>(s[r][nb], qf[r][kk + 1], b[2], b[3]);
-        }
+        mma_16816<T>(s[nb], qf[kk], b[0], b[1]);
+        mma_16816<T>(s[nb], qf[kk + 1], b[2], b[3]);
       }
     }
 
+    // Scale (log2 domain), bias, mask; row maxima over the 4 threads sharing a row.
     const bool tail = k0 + BN > len;  // warp-uniform: only the last tile has masked keys
+    float tile_max_a = -INFINITY, tile_max_b = -INFINITY;
 #pragma unroll
-    for (int r = 0; r < R; ++r) {
-      // Scale (log2 domain), bias, mask; row maxima over the 4 threads sharing a row.
-      float tile_max[2] = {-INFINITY, -INFINITY};
+    for (int nb = 0; nb < NB; ++nb) {
 #pragma unroll
-      for (int nb = 0; nb < NB; ++nb)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int key = k0 + nb * 8 + 2 * t4 + (e & 1);
-          float x = s[r][nb][e] * scale_log2;
-          if (alibi) x -= slope_log2 * fabsf(static_cast<float>(row(r, e / 2) - key));
-          if (tail && key >= len) x = -INFINITY;
-          s[r][nb][e] = x;
-          tile_max[e / 2] = fmaxf(tile_max[e / 2], x);
-        }
-      float use[2];
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        for (int off = 1; off <= 2; off <<= 1)
-          tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], off));
-        const float new_max = fmaxf(m[r][h], tile_max[h]);
-        // Rows with every key masked so far keep a finite reference (no -inf - -inf).
-        use[h] = new_max == -INFINITY ? 0.0f : new_max;
-        const float corr = exp2f(m[r][h] - use[h]);
-        m[r][h] = new_max;
-        l[r][h] *= corr;  // per-thread partial sums; the 4 partials are added at the end
-#pragma unroll
-        for (int db = 0; db < DB; ++db) {
-          o[r][db][2 * h] *= corr;
-          o[r][db][2 * h + 1] *= corr;
-        }
+      for (int e = 0; e < 4; ++e) {
+        const int key = k0 + nb * 8 + 2 * t4 + (e & 1);
+        const int row = e < 2 ? row_a : row_b;
+        float x = s[nb][e] * scale_log2;
+        if (alibi) x -= slope_log2 * fabsf(static_cast<float>(row - key));
+        if (tail && key >= len) x = -INFINITY;
+        s[nb][e] = x;
+        if (e < 2)
+          tile_max_a = fmaxf(tile_max_a, x);
+        else
+          tile_max_b = fmaxf(tile_max_b, x);
       }
+    }
 #pragma unroll
-      for (int nb = 0; nb < NB; ++nb)
+    for (int off = 1; off <= 2; off <<= 1) {
+      tile_max_a = fmaxf(tile_max_a, __shfl_xor_sync(0xffffffffu, tile_max_a, off));
+      tile_max_b = fmaxf(tile_max_b, __shfl_xor_sync(0xffffffffu, tile_max_b, off));
+    }
+    const float new_a = fmaxf(m_a, tile_max_a), new_b = fmaxf(m_b, tile_max_b);
+    // Rows with every key masked so far keep a finite reference (no -inf - -inf).
+    const float use_a = new_a == -INFINITY ? 0.0f : new_a, use_b = new_b == -INFINITY ? 0.0f : new_b;
+    const float corr_a = exp2f(m_a - use_a), corr_b = exp2f(m_b - use_b);
+    m_a = new_a;
+    m_b = new_b;
+    float sum_a = 0.0f, sum_b = 0.0f;
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          s[r][nb][e] = exp2f(s[r][nb][e] - use[e / 2]);
-          l[r][e / 2] += s[r][nb][e];
-        }
+    for (int nb = 0; nb < NB; ++nb) {
+      s[nb][0] = exp2f(s[nb][0] - use_a);
+      s[nb][1] = exp2f(s[nb][1] - use_a);
+      s[nb][2] = exp2f(s[nb][2] - use_b);
+      s[nb][3] = exp2f(s[nb][3] - use_b);
+      sum_a += s[nb][0] + s[nb][1];
+      sum_b += s[nb][2] + s[nb][3];
+    }
+    l_a = l_a * corr_a + sum_a;  // per-thread partial sums; the 4 partials are added at the end
+    l_b = l_b * corr_b + sum_b;
+#pragma unroll
+    for (int db = 0; db < DB; ++db) {
+      o[db][0] *= corr_a;
+      o[db][1] *= corr_a;
+      o[db][2] *= corr_b;
+      o[db][3] *= corr_b;
     }
 
-    // O += P·V: P (the S accumulators, rounded to T) is the A operand; each V fragment (read transposed)
-    // feeds all R blocks.
+    // O += P·V: P (the S accumulators, rounded to T) is the A operand; V is read transposed.
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
-      std::uint32_t a[R][4];
-#pragma unroll
-      for (int r = 0; r < R; ++r) {
-        a[r][0] = pack2<T>(s[r][2 * kk][0], s[r][2 * kk][1]);
-        a[r][1] = pack2<T>(s[r][2 * kk][2], s[r][2 * kk][3]);
-        a[r][2] = pack2<T>(s[r][2 * kk + 1][0], s[r][2 * kk + 1][1]);
-        a[r][3] = pack2<T>(s[r][2 * kk + 1][2], s[r][2 * kk + 1][3]);
-      }
+      std::uint32_t a[4];
+      a[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
+      a[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
+      a[2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      a[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
 #pragma unroll
       for (int db = 0; db < DB; db += 2) {
         std::uint32_t b[4];
         ldmatrix_x4_trans(b,
                           sV + (kk * 16 + lane % 8 + ((lane / 8) % 2) * 8) * LDS + db * 8 + (lane / 16) * 8);
-#pragma unroll
-        for (int r = 0; r < R; ++r) {
-          mma_16816<T>(o[r][db], a[r], b[0], b[1]);
-          mma_16816<T>(o[r][db + 1], a[r], b[2], b[3]);
-        }
+        mma_16816<T>(o[db], a, b[0], b[1]);
+        mma_16816<T>(o[db + 1], a, b[2], b[3]);
       }
     }
   }
@@ -332,19 +292,21 @@ struct QueryRows {
   // O / l for the rows that exist.
   __device__ __forceinline__ void store(T* oh, std::int64_t ld, int len, int t4) {
 #pragma unroll
-    for (int r = 0; r < R; ++r)
+    for (int off = 1; off <= 2; off <<= 1) {
+      l_a += __shfl_xor_sync(0xffffffffu, l_a, off);
+      l_b += __shfl_xor_sync(0xffffffffu, l_b, off);
+    }
+    const float inv_a = 1.0f / l_a, inv_b = 1.0f / l_b;
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        float sum = l[r][h];
-        for (int off = 1; off <= 2; off <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-        const int rw = row(r, h);
-        if (rw >= len) continue;
-        const float inv = 1.0f / sum;
-#pragma unroll
-        for (int db = 0; db < DB; ++db)
-          *reinterpret_cast<std::uint32_t*>(oh + std::int64_t{rw} * ld + db * 8 + 2 * t4) =
-              pack2<T>(o[r][db][2 * h] * inv, o[r][db][2 * h + 1] * inv);
-      }
+    for (int db = 0; db < DB; ++db) {
+      const int col = db * 8 + 2 * t4;
+      if (row_a < len)
+        *reinterpret_cast<std::uint32_t*>(oh + std::int64_t{row_a} * ld + col) =
+            pack2<T>(o[db][0] * inv_a, o[db][1] * inv_a);
+      if (row_b < len)
+        *reinterpret_cast<std::uint32_t*>(oh + std::int64_t{row_b} * ld + col) =
+            pack2<T>(o[db][2] * inv_b, o[db][3] * inv_b);
+    }
   }
 };
 
@@ -374,7 +336,7 @@ __global__ void __launch_bounds__(128)
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const float slope_log2 = alibi ? alibi[head] * kLog2e : 0.0f;
-  QueryRows<T, HD, BN, 1> rows;
+  QueryRows<T, HD, BN> rows;
   rows.reset(q0 + warp * 16, lane / 4);
 
   load_rows<T, HD>(sQ, q + head_offset, ld, q0, BM, len);
@@ -403,16 +365,14 @@ __global__ void __launch_bounds__(128)
 }
 
 // Short-sequence kernel (head_dim 64, sequences of at most kShortMaxLen tokens, ESM-2's and DNABERT-S's
-// usual case): one CTA per (sequence, head). The whole of K and V is loaded into shared memory once (the
-// tiled kernel loads it once per 64-query tile; K is rotated on the way when rope is given), Q fragments
-// come straight from global memory, and each warp takes 32-row pairs of blocks in turn. The launch sizes
-// the CTA (at most 4 warps) so that the pairs of the longest sequence divide evenly.
+// usual case): one CTA of 4 warps per (sequence, head). The whole of K and V is loaded into shared
+// memory once (the tiled kernel loads it once per 64-query tile), Q fragments come straight from global
+// memory, and warp w takes the 16-row blocks w, w + 4, ... that exist.
 constexpr int kShortMaxLen = 256;
-constexpr int kShortKeys = 32;  // keys per tile (two row blocks' scores stay in registers)
-constexpr int kShortRows = 32;  // query rows per warp and pass (QueryRows with R = 2)
+constexpr int kShortKeys = 64;  // keys per tile
 
 template <typename T, int HD>
-__global__ void __launch_bounds__(128, 3)
+__global__ void __launch_bounds__(128, 4)
     flash_short_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                        T* __restrict__ out, const std::int32_t* __restrict__ cu, int heads, float scale_log2,
                        const float* __restrict__ alibi, const float2* __restrict__ rope) {
@@ -427,28 +387,34 @@ __global__ void __launch_bounds__(128, 3)
 
   const std::int64_t ld = std::int64_t{heads} * HD;
   const std::int64_t head_offset = std::int64_t{begin} * ld + std::int64_t{head} * HD;
+  load_rows<T, HD>(sK, k + head_offset, ld, 0, num_tiles * BN, len);
+  cp_async_commit();
   load_rows<T, HD>(sV, v + head_offset, ld, 0, num_tiles * BN, len);
   cp_async_commit();
-  if (rope)
-    load_rows_rotated<T, HD>(sK, k + head_offset, ld, num_tiles * BN, len, rope);
-  else
-    load_rows<T, HD>(sK, k + head_offset, ld, 0, num_tiles * BN, len);
-  cp_async_commit();
 
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const float slope_log2 = alibi ? alibi[head] * kLog2e : 0.0f;
-  QueryRows<T, HD, BN, 2> rows;
-  auto load_q = [&](int r0) {
-    rows.reset(r0, lane / 4);
+  QueryRows<T, HD, BN> rows;
+  // The first row block's Q loads go out while K and V land.
+  const int first_row = warp * 16;
+  if (first_row < len) {
+    rows.reset(first_row, lane / 4);
     rows.load_q_global(q + head_offset, ld, len, lane % 4);
     if (rope) rows.rotate_q(rope, len, lane % 4);
-  };
-  const int first_row = warp * kShortRows;
-  if (first_row < len) load_q(first_row);  // in flight while K and V land
+  }
+  if (rope) {  // K is rotated in place while V is still landing
+    cp_async_wait<1>();
+    __syncthreads();
+    rotate_rows<T, HD, LDS>(sK, rope, len);
+  }
   cp_async_wait<0>();
   __syncthreads();
-  for (int r0 = first_row; r0 < len; r0 += warps * kShortRows) {
-    if (r0 != first_row) load_q(r0);
+  for (int r0 = first_row; r0 < len; r0 += 4 * 16) {
+    if (r0 != first_row) {
+      rows.reset(r0, lane / 4);
+      rows.load_q_global(q + head_offset, ld, len, lane % 4);
+      if (rope) rows.rotate_q(rope, len, lane % 4);
+    }
     for (int t = 0; t < num_tiles; ++t)
       rows.key_tile(sK + t * BN * LDS, sV + t * BN * LDS, t * BN, len, scale_log2, slope_log2,
                     alibi != nullptr, lane);
@@ -484,11 +450,8 @@ void launch_short(const AttentionArgs& a, cudaStream_t stream) {
   check(cudaFuncSetAttribute(flash_short_kernel<T, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(shared)),
         "cudaFuncSetAttribute(short attention)");
-  // As many warps as make the longest sequence's row pairs come out even (e.g. 6 pairs: 3 warps of 2).
-  const int pairs = (a.max_seqlen + kShortRows - 1) / kShortRows;
-  const int per_warp = (pairs + 3) / 4, warps = (pairs + per_warp - 1) / per_warp;
   dim3 grid(static_cast<unsigned>(a.num_seqs), static_cast<unsigned>(a.heads));
-  flash_short_kernel<T, HD><<<grid, static_cast<unsigned>(32 * warps), shared, stream>>>(
+  flash_short_kernel<T, HD><<<grid, 128, shared, stream>>>(
       static_cast<const T*>(a.q), static_cast<const T*>(a.k), static_cast<const T*>(a.v),
       static_cast<T*>(a.out), a.cu_seqlens, a.heads, a.softmax_scale * kLog2e, a.alibi_slopes,
       reinterpret_cast<const float2*>(a.rope));
