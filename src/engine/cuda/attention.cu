@@ -220,21 +220,17 @@ struct QueryRows {
       }
     }
 
-    // Row maxima over the 4 threads sharing a row, then p = 2^(f·x - f·max). Without ALiBi x is the raw
-    // score and f = scale·log2(e) is folded into one FMA with the exponent; with ALiBi, x is the scaled
-    // score minus the bias (f = 1). Keys >= len: x = -inf; 8-key blocks wholly past the end skip it all.
+    // Scale (log2 domain), bias, mask; row maxima over the 4 threads sharing a row.
     const bool tail = k0 + BN > len;  // warp-uniform: only the last tile has masked keys
-    const float f = alibi ? 1.0f : scale_log2;
     float tile_max_a = -INFINITY, tile_max_b = -INFINITY;
 #pragma unroll
     for (int nb = 0; nb < NB; ++nb) {
-      if (tail && k0 + nb * 8 >= len) continue;
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int key = k0 + nb * 8 + 2 * t4 + (e & 1);
         const int row = e < 2 ? row_a : row_b;
-        float x = s[nb][e];
-        if (alibi) x = x * scale_log2 - slope_log2 * fabsf(static_cast<float>(row - key));
+        float x = s[nb][e] * scale_log2;
+        if (alibi) x -= slope_log2 * fabsf(static_cast<float>(row - key));
         if (tail && key >= len) x = -INFINITY;
         s[nb][e] = x;
         if (e < 2)
@@ -250,21 +246,17 @@ struct QueryRows {
     }
     const float new_a = fmaxf(m_a, tile_max_a), new_b = fmaxf(m_b, tile_max_b);
     // Rows with every key masked so far keep a finite reference (no -inf - -inf).
-    const float use_a = new_a == -INFINITY ? 0.0f : new_a * f, use_b = new_b == -INFINITY ? 0.0f : new_b * f;
-    const float corr_a = exp2f(fmaf(m_a, f, -use_a)), corr_b = exp2f(fmaf(m_b, f, -use_b));
+    const float use_a = new_a == -INFINITY ? 0.0f : new_a, use_b = new_b == -INFINITY ? 0.0f : new_b;
+    const float corr_a = exp2f(m_a - use_a), corr_b = exp2f(m_b - use_b);
     m_a = new_a;
     m_b = new_b;
     float sum_a = 0.0f, sum_b = 0.0f;
 #pragma unroll
     for (int nb = 0; nb < NB; ++nb) {
-      if (tail && k0 + nb * 8 >= len) {
-        s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.0f;
-        continue;
-      }
-      s[nb][0] = exp2f(fmaf(s[nb][0], f, -use_a));
-      s[nb][1] = exp2f(fmaf(s[nb][1], f, -use_a));
-      s[nb][2] = exp2f(fmaf(s[nb][2], f, -use_b));
-      s[nb][3] = exp2f(fmaf(s[nb][3], f, -use_b));
+      s[nb][0] = exp2f(s[nb][0] - use_a);
+      s[nb][1] = exp2f(s[nb][1] - use_a);
+      s[nb][2] = exp2f(s[nb][2] - use_b);
+      s[nb][3] = exp2f(s[nb][3] - use_b);
       sum_a += s[nb][0] + s[nb][1];
       sum_b += s[nb][2] + s[nb][3];
     }
