@@ -252,10 +252,7 @@ void attention_kernels(const vnp::models::Esm2Config& c, std::int64_t rows, int 
   Tensor table = Tensor::zeros({length, hd}, DType::kF32, Device::cuda(0));
   cuda::synchronize(0);
   cuda::kernels::rotary_table(freq.data<float>(), hd / 2, length, table.data<float>(), nullptr);
-  for (auto [kernel, out, name, rope] :
-       {std::tuple{AttentionKernel::kTiled, &out_tiled, "tiled", false},
-        std::tuple{AttentionKernel::kShort, &out_short, "short", false},
-        std::tuple{AttentionKernel::kShort, &out_rope, "short+rotary", true}}) {
+  auto args_for = [&](Tensor* out, bool rope) {
     cuda::kernels::AttentionArgs args{q.raw(),
                                       k.raw(),
                                       v.raw(),
@@ -269,13 +266,17 @@ void attention_kernels(const vnp::models::Esm2Config& c, std::int64_t rows, int 
                                       1.0f / std::sqrt(static_cast<float>(hd)),
                                       nullptr};
     if (rope) args.rope = table.data<float>();
+    return args;
+  };
+  // GPU time of fn (mean of 20 runs after one), printed per call, per 1k tokens of all layers, TFLOP/s.
+  auto time = [&](const char* name, auto fn) {
     cudaEvent_t start, stop;
     cudaEventCreate(&start);
     cudaEventCreate(&stop);
     const int reps = 20;
-    cuda::kernels::attention_varlen_with(kernel, args, nullptr);
+    fn();
     cudaEventRecord(start, nullptr);
-    for (int i = 0; i < reps; ++i) cuda::kernels::attention_varlen_with(kernel, args, nullptr);
+    for (int i = 0; i < reps; ++i) fn();
     cudaEventRecord(stop, nullptr);
     cudaEventSynchronize(stop);
     float ms = 0;
@@ -284,9 +285,23 @@ void attention_kernels(const vnp::models::Esm2Config& c, std::int64_t rows, int 
     cudaEventDestroy(stop);
     const double s = ms / 1e3 / reps;
     const double flops = 4.0 * static_cast<double>(seqs) * length * length * c.hidden;
-    std::printf("  %-12s %8.1f us per call  %8.1f us/1k tokens x %d layers  %6.1f TFLOP/s\n", name, s * 1e6,
+    std::printf("  %-22s %8.1f us per call  %8.1f us/1k tokens x %d layers  %6.1f TFLOP/s\n", name, s * 1e6,
                 s * 1e6 / (static_cast<double>(tokens) / 1e3) * c.num_layers, c.num_layers, flops / s / 1e12);
-  }
+  };
+  const auto tiled = args_for(&out_tiled, false), plain_short = args_for(&out_short, false),
+             fused = args_for(&out_rope, true);
+  time("tiled", [&] { cuda::kernels::attention_varlen_with(AttentionKernel::kTiled, tiled, nullptr); });
+  time("short", [&] { cuda::kernels::attention_varlen_with(AttentionKernel::kShort, plain_short, nullptr); });
+  time("short + fused rotary",
+       [&] { cuda::kernels::attention_varlen_with(AttentionKernel::kShort, fused, nullptr); });
+  // The path before the fused rotary: a rotary pass over q and over k, then the tiled kernel (last:
+  // it rotates q and k in place, again on every run, which changes nothing of the timing).
+  time("rotary passes + tiled", [&] {
+    for (Tensor* x : {&q, &k})
+      cuda::kernels::rotary(x->raw(), dt, tokens, c.num_heads, hd, freq.data<float>(),
+                            cu_dev.data<std::int32_t>(), seqs, nullptr);
+    cuda::kernels::attention_varlen_with(AttentionKernel::kTiled, tiled, nullptr);
+  });
   const Tensor a = ops::cast(out_tiled, DType::kF32).to(Device::cpu()),
                b = ops::cast(out_short, DType::kF32).to(Device::cpu());
   double diff = 0, norm = 0;
