@@ -294,23 +294,39 @@ void attention_kernels(const vnp::models::Esm2Config& c, std::int64_t rows, int 
   time("short", [&] { cuda::kernels::attention_varlen_with(AttentionKernel::kShort, plain_short, nullptr); });
   time("short + fused rotary",
        [&] { cuda::kernels::attention_varlen_with(AttentionKernel::kShort, fused, nullptr); });
-  // The path before the fused rotary: a rotary pass over q and over k, then the tiled kernel (last:
-  // it rotates q and k in place, again on every run, which changes nothing of the timing).
-  time("rotary passes + tiled", [&] {
-    for (Tensor* x : {&q, &k})
+  // Relative L2 between two outputs (the kernels compute the same function; only rounding may differ).
+  auto rel_l2 = [](const Tensor& x, const Tensor& y) {
+    const Tensor a = ops::cast(x, DType::kF32).to(Device::cpu()),
+                 b = ops::cast(y, DType::kF32).to(Device::cpu());
+    double diff = 0, norm = 0;
+    for (std::int64_t i = 0; i < a.numel(); ++i) {
+      const double d = a.data<float>()[i] - b.data<float>()[i];
+      diff += d * d;
+      norm += static_cast<double>(a.data<float>()[i]) * a.data<float>()[i];
+    }
+    return std::sqrt(diff / norm);
+  };
+  std::printf("  short vs tiled: relative L2 %.3g\n", rel_l2(out_short, out_tiled));
+  // The path before the fused rotary: a rotary pass over q and over k, then the tiled kernel. It runs on
+  // copies, rotated once for the comparison with the fused kernel, then again on every timed run.
+  Tensor q_rot = q.clone(), k_rot = k.clone(), out_separate = out_tiled.clone();
+  auto rotate_copies = [&] {
+    for (Tensor* x : {&q_rot, &k_rot})
       cuda::kernels::rotary(x->raw(), dt, tokens, c.num_heads, hd, freq.data<float>(),
                             cu_dev.data<std::int32_t>(), seqs, nullptr);
-    cuda::kernels::attention_varlen_with(AttentionKernel::kTiled, tiled, nullptr);
+  };
+  auto separate = args_for(&out_separate, false);
+  separate.q = q_rot.raw();
+  separate.k = k_rot.raw();
+  cuda::synchronize(0);
+  rotate_copies();
+  cuda::kernels::attention_varlen_with(AttentionKernel::kTiled, separate, nullptr);
+  cudaDeviceSynchronize();  // the kernels ran on the default stream, the comparison reads on the backend's
+  std::printf("  fused vs separate rotary: relative L2 %.3g\n", rel_l2(out_rope, out_separate));
+  time("rotary passes + tiled", [&] {
+    rotate_copies();
+    cuda::kernels::attention_varlen_with(AttentionKernel::kTiled, separate, nullptr);
   });
-  const Tensor a = ops::cast(out_tiled, DType::kF32).to(Device::cpu()),
-               b = ops::cast(out_short, DType::kF32).to(Device::cpu());
-  double diff = 0, norm = 0;
-  for (std::int64_t i = 0; i < a.numel(); ++i) {
-    const double d = a.data<float>()[i] - b.data<float>()[i];
-    diff += d * d;
-    norm += static_cast<double>(a.data<float>()[i]) * a.data<float>()[i];
-  }
-  std::printf("  short vs tiled: relative L2 %.3g\n", std::sqrt(diff / norm));
 }
 
 void profile(const Esm2& model, const std::vector<PackedBatch>& batches, int count) {
