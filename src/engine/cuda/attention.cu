@@ -117,6 +117,24 @@ __device__ __forceinline__ void rotate_rows(T* sK, const float2* __restrict__ ro
   }
 }
 
+// Where a CTA's work lies: grid x = sequence · tiles_per_seq + query tile, grid y = head. q, k, v and out are
+// packed [tokens, heads · hd]; offset is the element offset of (the sequence's first token, this head).
+struct HeadSlice {
+  int head, tile, len;
+  std::int64_t ld, offset;
+};
+__device__ __forceinline__ HeadSlice head_slice(const std::int32_t* cu, int tiles_per_seq, int heads,
+                                                int hd) {
+  const int seq = blockIdx.x / tiles_per_seq, begin = cu[seq];
+  HeadSlice h;
+  h.head = blockIdx.y;
+  h.tile = blockIdx.x % tiles_per_seq;
+  h.len = cu[seq + 1] - begin;
+  h.ld = std::int64_t{heads} * hd;
+  h.offset = std::int64_t{begin} * h.ld + std::int64_t{h.head} * hd;
+  return h;
+}
+
 template <int HD>
 struct FlashConfig {
   static constexpr int kBlockM = 64;                  // queries per CTA (16 per warp)
@@ -325,12 +343,9 @@ __global__ void __launch_bounds__(128)
   T* const sK0 = sQ + BM * LDS;
   T* const sV0 = sK0 + 2 * BN * LDS;
 
-  const int seq = blockIdx.x / tiles_per_seq, tile = blockIdx.x % tiles_per_seq, head = blockIdx.y;
-  const int begin = cu[seq], len = cu[seq + 1] - begin;
+  const auto [head, tile, len, ld, head_offset] = head_slice(cu, tiles_per_seq, heads, HD);
   const int q0 = tile * BM;
   if (q0 >= len) return;
-  const std::int64_t ld = std::int64_t{heads} * HD;
-  const std::int64_t head_offset = std::int64_t{begin} * ld + std::int64_t{head} * HD;
   const T* kh = k + head_offset;
   const T* vh = v + head_offset;
 
@@ -377,16 +392,13 @@ __global__ void __launch_bounds__(128, 4)
                        T* __restrict__ out, const std::int32_t* __restrict__ cu, int heads, float scale_log2,
                        const float* __restrict__ alibi, const float2* __restrict__ rope) {
   constexpr int BN = kShortKeys, LDS = FlashConfig<HD>::kStride;
-  const int seq = blockIdx.x, head = blockIdx.y;
-  const int begin = cu[seq], len = cu[seq + 1] - begin;
+  const auto [head, tile, len, ld, head_offset] = head_slice(cu, 1, heads, HD);
   if (len == 0) return;
   const int num_tiles = (len + BN - 1) / BN;
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   T* const sK = reinterpret_cast<T*>(shared_bytes);
   T* const sV = sK + num_tiles * BN * LDS;
 
-  const std::int64_t ld = std::int64_t{heads} * HD;
-  const std::int64_t head_offset = std::int64_t{begin} * ld + std::int64_t{head} * HD;
   load_rows<T, HD>(sK, k + head_offset, ld, 0, num_tiles * BN, len);
   cp_async_commit();
   load_rows<T, HD>(sV, v + head_offset, ld, 0, num_tiles * BN, len);
@@ -484,12 +496,9 @@ __global__ void __launch_bounds__(128)
   float* sV = sK + kPlainKeys * (hd + 1);
   float* sP = sV + kPlainKeys * hd;
 
-  const int seq = blockIdx.x / tiles_per_seq, tile = blockIdx.x % tiles_per_seq, head = blockIdx.y;
-  const int begin = cu[seq], len = cu[seq + 1] - begin;
+  const auto [head, tile, len, ld, head_offset] = head_slice(cu, tiles_per_seq, heads, hd);
   const int q0 = tile * kPlainQueries;
   if (q0 >= len) return;
-  const std::int64_t ld = std::int64_t{heads} * hd;
-  const std::int64_t head_offset = std::int64_t{begin} * ld + std::int64_t{head} * hd;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const float slope = alibi ? alibi[head] : 0.0f;
 
