@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "io/atomic_file.h"
+#include "pipeline/chunk_call_sort.h"
 #include "pipeline/embeddings_h5.h"
 #include "pipeline/results.h"
 #include "util/error.h"
@@ -196,7 +197,7 @@ std::string header_line(void (*write_header)(std::ostream&)) {
 }
 
 std::string highestscore_header() {
-  return header_line([](std::ostream& out) { write_highestscore(out, {}); });
+  return header_line(write_highestscore_header);
 }
 
 std::vector<std::string_view> split_tabs(std::string_view line) {
@@ -228,8 +229,8 @@ float parse_score(const LineReader& in, std::string_view field) {
   return value;
 }
 
-// prediction_results_highestscore.csv of one shard, appended to `calls`.
-void read_chunk_calls(const fs::path& file, std::vector<ChunkCall>& calls) {
+// prediction_results_highestscore.csv of one shard, added to `calls`.
+void read_chunk_calls(const fs::path& file, ChunkCallSorter& calls) {
   LineReader in(file);
   in.expect_header(highestscore_header());
   std::string line;
@@ -237,7 +238,7 @@ void read_chunk_calls(const fs::path& file, std::vector<ChunkCall>& calls) {
     const auto f = split_tabs(line);
     if (f.size() != 4 || f[0].empty() || (f[1] != "True" && f[1] != "False"))
       mismatch_at(file, in.line(), "expected Modified_ID, True|False and two scores, tab-separated");
-    calls.push_back({std::string(f[0]), f[1] == "True", parse_score(in, f[2]), parse_score(in, f[3])});
+    calls.add({std::string(f[0]), f[1] == "True", parse_score(in, f[2]), parse_score(in, f[3])});
   }
 }
 
@@ -554,14 +555,11 @@ void run_merge(const MergeOptions& o) {
   const std::uint64_t records = interleave(streams, out);
   for (std::size_t i = 0; i < shards.size(); ++i) check_counts(shards[i], streams[i]);
 
-  // The highest-score table is sorted over all chunks: it is the one thing held whole, as in predict.
-  std::vector<ChunkCall> calls;
+  // The highest-score table is sorted over all chunks: its run files go next to the merged files.
+  ChunkCallSorter calls(o.output_dir);
   for (const auto& s : shards) read_chunk_calls(s.dir / kHighestScore, calls);
-  merge_and_sort_chunk_calls(calls);
-  std::ostringstream table;
-  write_highestscore(table, calls);
   io::AtomicFile highest(o.output_dir / kHighestScore);
-  highest.write(table.str());
+  calls.write_sorted(highest);
 
   if (merged_h5) merged_h5->commit();
   summary.commit();

@@ -6,7 +6,8 @@
 // "shard": {"index": I, "count": N} and whose "complete" is true, and shard_records.tsv: the header
 // `record_index\tframes`, then per record of the shard, in input order, its global index and its rows
 // in prediction_results.txt. Records are interleaved back by global index (index ≡ I mod N lives in
-// shard I) while streaming; only the highest-score table is held whole, as a single run holds it.
+// shard I) while streaming; the highest-score table, sorted over all chunks, goes through the same
+// external sort as predict's (ChunkCallSorter), so memory stays flat whatever the number of shards.
 #include <filesystem>
 #include <string>
 #include <vector>

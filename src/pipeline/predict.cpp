@@ -22,6 +22,7 @@
 #include "io/fasta_writer.h"
 #include "io/output_names.h"
 #include "io/sequence_reader.h"
+#include "pipeline/chunk_call_sort.h"
 #include "pipeline/embeddings_h5.h"
 #include "pipeline/encoders.h"
 #include "pipeline/progress.h"
@@ -181,18 +182,15 @@ class ResultFiles {
     out.commit();
   }
   void publish_highestscore() {
-    std::vector<ChunkCall> calls;
+    ChunkCallSorter sorter(calls_->path().parent_path());
     std::ifstream in(calls_->path());
     std::string id, max1, max2;
     while (std::getline(in, id, '\t') && std::getline(in, max1, '\t') && std::getline(in, max2)) {
       const float a = std::stof(max1), b = std::stof(max2);
-      calls.push_back({id, b >= a, a, b});
+      sorter.add({id, b >= a, a, b});
     }
-    merge_and_sort_chunk_calls(calls);
-    std::ostringstream out;
-    write_highestscore(out, calls);
     io::AtomicFile csv(options_.output_dir / files::kHighestScore);
-    csv.write(out.str());
+    sorter.write_sorted(csv);
     csv.commit();
   }
   void publish_embeddings() {

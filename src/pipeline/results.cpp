@@ -37,10 +37,7 @@ void merge_and_sort_chunk_calls(std::vector<ChunkCall>& calls) {
   std::size_t out = 0;
   for (std::size_t i = 0; i < calls.size(); ++i) {
     if (out > 0 && calls[out - 1].chunk_id == calls[i].chunk_id) {
-      ChunkCall& c = calls[out - 1];
-      c.max_score1 = std::max(c.max_score1, calls[i].max_score1);
-      c.max_score2 = std::max(c.max_score2, calls[i].max_score2);
-      c.is_virus = c.max_score2 >= c.max_score1;
+      combine_chunk_calls(calls[out - 1], calls[i]);
     } else {
       if (out != i) calls[out] = std::move(calls[i]);
       ++out;
@@ -49,11 +46,24 @@ void merge_and_sort_chunk_calls(std::vector<ChunkCall>& calls) {
   calls.resize(out);
 }
 
-void write_highestscore(std::ostream& out, const std::vector<ChunkCall>& sorted_calls) {
+void combine_chunk_calls(ChunkCall& into, const ChunkCall& next) {
+  into.max_score1 = std::max(into.max_score1, next.max_score1);
+  into.max_score2 = std::max(into.max_score2, next.max_score2);
+  into.is_virus = into.max_score2 >= into.max_score1;
+}
+
+void write_highestscore_header(std::ostream& out) {
   out << "Modified_ID\tIs_Virus\tmax_score_0\tmax_score_1\n";
-  for (const auto& c : sorted_calls)
-    out << c.chunk_id << '\t' << (c.is_virus ? "True" : "False") << '\t' << format_float32_numpy(c.max_score1)
-        << '\t' << format_float32_numpy(c.max_score2) << '\n';
+}
+
+void write_highestscore_row(std::ostream& out, const ChunkCall& call) {
+  out << call.chunk_id << '\t' << (call.is_virus ? "True" : "False") << '\t'
+      << format_float32_numpy(call.max_score1) << '\t' << format_float32_numpy(call.max_score2) << '\n';
+}
+
+void write_highestscore(std::ostream& out, const std::vector<ChunkCall>& sorted_calls) {
+  write_highestscore_header(out);
+  for (const auto& c : sorted_calls) write_highestscore_row(out, c);
 }
 
 void write_summary_header(std::ostream& out) {

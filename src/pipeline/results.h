@@ -55,8 +55,13 @@ void write_prediction_rows(std::ostream& out, const RecordScores& record);
 
 // prediction_results_highestscore.csv (tab-separated): rows sorted by Modified_ID in byte order, one
 // per ID. Chunks that share an ID (duplicate input IDs) are one row, as in the original's groupby:
-// maxima over all their frames.
+// maxima over all their frames. For any number of calls in flat memory: ChunkCallSorter.
 void merge_and_sort_chunk_calls(std::vector<ChunkCall>& calls);
+// Folds `next`, a later call with the same ID, into `into`. Folding in the order the calls came keeps
+// the result exact even for NaN scores, where std::max is not associative.
+void combine_chunk_calls(ChunkCall& into, const ChunkCall& next);
+void write_highestscore_header(std::ostream& out);
+void write_highestscore_row(std::ostream& out, const ChunkCall& call);
 void write_highestscore(std::ostream& out, const std::vector<ChunkCall>& sorted_calls);
 
 // sequence_summary.tsv: one row per input record.
