@@ -109,6 +109,22 @@ struct alignas(sizeof(T) * V) Pack {
   T v[V];
 };
 
+// The row-in-registers pattern of the row kernels: this thread's 16-byte chunks of a row (chunk c =
+// threadIdx.x + j·blockDim.x, for j < kChunks while c < chunks) go into v[j], each element as f(value,
+// column). Slots past the row are left as they were.
+template <int kChunks, typename T, int V, typename F>
+__device__ __forceinline__ void load_row_chunks(const Pack<T, V>* row, int chunks, float (&v)[kChunks][V],
+                                                F&& f) {
+#pragma unroll
+  for (int j = 0; j < kChunks; ++j) {
+    const int c = threadIdx.x + j * blockDim.x;
+    if (c >= chunks) break;
+    const Pack<T, V> p = row[c];
+#pragma unroll
+    for (int e = 0; e < V; ++e) v[j][e] = f(to_f32(p.v[e]), c * V + e);
+  }
+}
+
 inline bool aligned16(const void* p) {
   return reinterpret_cast<std::uintptr_t>(p) % 16 == 0;
 }

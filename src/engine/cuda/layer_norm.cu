@@ -61,17 +61,10 @@ __global__ void __launch_bounds__(kNormThreads)
   const float shift = to_f32(x[blockIdx.x * std::int64_t{cols}]);
   float v[kChunks][V];
   float sum = 0.0f;
-#pragma unroll
-  for (int j = 0; j < kChunks; ++j) {
-    const int c = threadIdx.x + j * blockDim.x;
-    if (c >= chunks) break;
-    const Pack<T, V> p = row[c];
-#pragma unroll
-    for (int e = 0; e < V; ++e) {
-      v[j][e] = to_f32(p.v[e]);
-      sum += v[j][e] - shift;
-    }
-  }
+  load_row_chunks(row, chunks, v, [&](float value, int) {
+    sum += value - shift;
+    return value;
+  });
   const float mean = shift + block_sum(sum) / static_cast<float>(cols);
   float sq = 0.0f;
 #pragma unroll
@@ -125,15 +118,14 @@ __global__ void __launch_bounds__(kNormThreads)
   }
 }
 
-// Rotary, vectorised: each thread rotates 4 consecutive pairs (i .. i+3 with i+half .. i+half+3).
-template <typename T>
-__global__ void rotary_vec_kernel(T* __restrict__ x, int heads, int head_dim,
-                                  const float* __restrict__ inv_freq, const std::int32_t* __restrict__ cu,
-                                  int num_seqs) {
-  extern __shared__ float table[];  // cos[half], sin[half]
+// The rotary kernels run one block per token: the block finds the token's position in its sequence (the
+// last sequence whose start is <= token, by binary search over cu_seqlens) and builds that position's
+// table in shared memory, table[i] = cos and table[half + i] = sin of position · inv_freq[i] (fp32,
+// precise sincosf).
+__device__ __forceinline__ void rotary_table_of_token(float* table, std::int64_t token, int half,
+                                                      const float* __restrict__ inv_freq,
+                                                      const std::int32_t* __restrict__ cu, int num_seqs) {
   __shared__ int position;
-  const std::int64_t token = blockIdx.x;
-  const int half = head_dim / 2, quads = half / 4;
   if (threadIdx.x == 0) {
     int lo = 0, hi = num_seqs - 1;
     while (lo < hi) {
@@ -153,6 +145,17 @@ __global__ void rotary_vec_kernel(T* __restrict__ x, int heads, int head_dim,
     table[half + i] = s;
   }
   __syncthreads();
+}
+
+// Rotary, vectorised: each thread rotates 4 consecutive pairs (i .. i+3 with i+half .. i+half+3).
+template <typename T>
+__global__ void rotary_vec_kernel(T* __restrict__ x, int heads, int head_dim,
+                                  const float* __restrict__ inv_freq, const std::int32_t* __restrict__ cu,
+                                  int num_seqs) {
+  extern __shared__ float table[];  // cos[half], sin[half]
+  const std::int64_t token = blockIdx.x;
+  const int half = head_dim / 2, quads = half / 4;
+  rotary_table_of_token(table, token, half, inv_freq, cu, num_seqs);
   T* row = x + token * heads * head_dim;
   for (int p = threadIdx.x; p < heads * quads; p += blockDim.x) {
     const int h = p / quads, i = (p % quads) * 4;
@@ -171,36 +174,14 @@ __global__ void rotary_vec_kernel(T* __restrict__ x, int heads, int head_dim,
   }
 }
 
-// One block per token: the block finds the token's position in its sequence, builds the cos/sin table of
-// that position in shared memory (fp32, precise sincosf), then rotates every head.
+// Rotary, any head_dim: one pair per thread and step, every head of the token.
 template <typename T>
 __global__ void rotary_kernel(T* __restrict__ x, int heads, int head_dim, const float* __restrict__ inv_freq,
                               const std::int32_t* __restrict__ cu, int num_seqs) {
   extern __shared__ float table[];  // cos[half], sin[half]
-  __shared__ int position;
   const std::int64_t token = blockIdx.x;
   const int half = head_dim / 2;
-  if (threadIdx.x == 0) {
-    // Last sequence whose start is <= token (binary search over cu_seqlens).
-    int lo = 0, hi = num_seqs - 1;
-    while (lo < hi) {
-      const int mid = (lo + hi + 1) / 2;
-      if (cu[mid] <= token)
-        lo = mid;
-      else
-        hi = mid - 1;
-    }
-    position = static_cast<int>(token - cu[lo]);
-  }
-  __syncthreads();
-  for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    const float theta = static_cast<float>(position) * inv_freq[i];
-    float s, c;
-    sincosf(theta, &s, &c);
-    table[i] = c;
-    table[half + i] = s;
-  }
-  __syncthreads();
+  rotary_table_of_token(table, token, half, inv_freq, cu, num_seqs);
   T* row = x + token * heads * head_dim;
   for (int p = threadIdx.x; p < heads * half; p += blockDim.x) {
     const int h = p / half, i = p % half;

@@ -48,17 +48,11 @@ __global__ void __launch_bounds__(kQuantThreads)
   auto* out_row = reinterpret_cast<Pack<std::uint8_t, V>*>(out + blockIdx.x * std::int64_t{cols});
   float v[kChunks][V];
   float amax = 0.0f;
-#pragma unroll
-  for (int j = 0; j < kChunks; ++j) {
-    const int c = threadIdx.x + j * blockDim.x;
-    if (c >= chunks) break;
-    const Pack<T, V> p = row[c];
-#pragma unroll
-    for (int e = 0; e < V; ++e) {
-      v[j][e] = activation<kGelu>(unscale(to_f32(p.v[e]), blockIdx.x, c * V + e));
-      amax = fmaxf(amax, fabsf(v[j][e]));
-    }
-  }
+  load_row_chunks(row, chunks, v, [&](float value, int col) {
+    const float y = activation<kGelu>(unscale(value, blockIdx.x, col));
+    amax = fmaxf(amax, fabsf(y));
+    return y;
+  });
   amax = block_max(amax);
   const float inv = e4m3_inverse_scale(amax);
   if (threadIdx.x == 0) scale[blockIdx.x] = e4m3_scale(amax);
