@@ -22,6 +22,7 @@
 
 #include "engine/cuda/cuda_backend.h"
 #include "engine/ops.h"
+#include "gpu_bench_util.h"
 #include "models/dnabert2.h"
 
 namespace {
@@ -31,10 +32,8 @@ using vnp::engine::DType;
 using vnp::engine::PackedBatch;
 using vnp::engine::Tensor;
 using vnp::models::Dnabert2;
-using Clock = std::chrono::steady_clock;
+using namespace vnp::bench;
 namespace cuda = vnp::engine::cuda;
-
-constexpr double kPeakDenseHalf = 989e12, kPeakFp32 = 67e12;
 
 Dnabert2 load(const std::string& dir, DType dt) {
   Dnabert2 model = Dnabert2::load(dir, Device::cuda(0));
@@ -105,7 +104,7 @@ void throughput(const std::string& dir, const std::vector<int>& lengths, int cou
       const auto t0 = Clock::now();
       for (const auto& b : batches) means.push_back(model.embed(b));
       for (auto& m : means) m = m.to(Device::cpu());
-      const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+      const double s = seconds_since(t0);
       const double tokens = static_cast<double>(count) * len;
       // 2·(3D² + D² + 2·I·D + I·D)·L per token (Wqkv, out, gated, wo) + attention 4·D·L·T.
       const double flops = tokens * (2.0 * (4 * d * d + 3 * inter * d) * layers + 4.0 * d * layers * len);

@@ -25,6 +25,7 @@
 #include "engine/cuda/cuda_backend.h"
 #include "engine/cuda/kernels.h"
 #include "engine/ops.h"
+#include "gpu_bench_util.h"
 #include "models/esm2.h"
 #include "tokenize/esm_alphabet.h"
 
@@ -36,17 +37,9 @@ using vnp::engine::DType;
 using vnp::engine::PackedBatch;
 using vnp::engine::Tensor;
 using vnp::models::Esm2;
-using Clock = std::chrono::steady_clock;
+using namespace vnp::bench;
 namespace ops = vnp::engine::ops;
 namespace cuda = vnp::engine::cuda;
-
-constexpr double kPeakDenseHalf = 989e12;  // H100/H200 SXM bf16/fp16 dense tensor peak (spec sheet)
-constexpr double kPeakFp32 = 67e12;
-constexpr double kPeakDenseFp8 = 1979e12;  // H100/H200 SXM fp8 dense tensor peak (spec sheet)
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 fs::path fasta_path(const fs::path& dir, int length) {
   return dir / ("proteins_" + std::to_string(length) + ".faa");
