@@ -92,7 +92,7 @@ __device__ __forceinline__ float2 unpack2(std::uint32_t r) {
 }
 
 // Rotary on rows [0, len) of K in shared memory (row stride LDS): element i pairs with i + HD/2, as the
-// rotary op does (x·cos - y·sin, y·cos + x·sin in fp32, rounded to T).
+// rotary op does (rotate_pair in fp32, rounded to T).
 template <typename T, int HD, int LDS>
 __device__ __forceinline__ void rotate_rows(T* sK, const float2* __restrict__ rope, int len) {
   constexpr int kHalf = HD / 2, kV = 8, kPerRow = kHalf / kV;
@@ -105,12 +105,12 @@ __device__ __forceinline__ void rotate_rows(T* sK, const float2* __restrict__ ro
 #pragma unroll
     for (int e = 0; e < kV; e += 2) {
       const float4 t = cs[e / 2];
-      const float xa0 = to_f32(a.v[e]), xb0 = to_f32(b.v[e]), xa1 = to_f32(a.v[e + 1]),
-                  xb1 = to_f32(b.v[e + 1]);
-      a.v[e] = from_f32<T>(xa0 * t.x - xb0 * t.y);
-      b.v[e] = from_f32<T>(xb0 * t.x + xa0 * t.y);
-      a.v[e + 1] = from_f32<T>(xa1 * t.z - xb1 * t.w);
-      b.v[e + 1] = from_f32<T>(xb1 * t.z + xa1 * t.w);
+      const float2 r0 = rotate_pair(to_f32(a.v[e]), to_f32(b.v[e]), make_float2(t.x, t.y));
+      const float2 r1 = rotate_pair(to_f32(a.v[e + 1]), to_f32(b.v[e + 1]), make_float2(t.z, t.w));
+      a.v[e] = from_f32<T>(r0.x);
+      b.v[e] = from_f32<T>(r0.y);
+      a.v[e + 1] = from_f32<T>(r1.x);
+      b.v[e + 1] = from_f32<T>(r1.y);
     }
     *lo = a;
     *hi = b;
@@ -214,8 +214,10 @@ struct QueryRows {
         if (row >= len) continue;
         const float2 lo = unpack2<T>(qf[kk][j]), hi = unpack2<T>(qf[kk + KSTEPS / 2][j]);
         const float4 cs = *reinterpret_cast<const float4*>(rope + row * (HD / 2) + col);  // col is even
-        qf[kk][j] = pack2<T>(lo.x * cs.x - hi.x * cs.y, lo.y * cs.z - hi.y * cs.w);
-        qf[kk + KSTEPS / 2][j] = pack2<T>(hi.x * cs.x + lo.x * cs.y, hi.y * cs.z + lo.y * cs.w);
+        const float2 r0 = rotate_pair(lo.x, hi.x, make_float2(cs.x, cs.y));
+        const float2 r1 = rotate_pair(lo.y, hi.y, make_float2(cs.z, cs.w));
+        qf[kk][j] = pack2<T>(r0.x, r1.x);
+        qf[kk + KSTEPS / 2][j] = pack2<T>(r0.y, r1.y);
       }
     }
   }
@@ -407,13 +409,14 @@ __global__ void __launch_bounds__(128, 4)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const float slope_log2 = alibi ? alibi[head] * kLog2e : 0.0f;
   QueryRows<T, HD, BN> rows;
-  // The first row block's Q loads go out while K and V land.
-  const int first_row = warp * 16;
-  if (first_row < len) {
-    rows.reset(first_row, lane / 4);
+  auto load_q = [&](int r0) {
+    rows.reset(r0, lane / 4);
     rows.load_q_global(q + head_offset, ld, len, lane % 4);
     if (rope) rows.rotate_q(rope, len, lane % 4);
-  }
+  };
+  // The first row block's Q loads go out while K and V land.
+  const int first_row = warp * 16;
+  if (first_row < len) load_q(first_row);
   if (rope) {  // K is rotated in place while V is still landing
     cp_async_wait<1>();
     __syncthreads();
@@ -422,11 +425,7 @@ __global__ void __launch_bounds__(128, 4)
   cp_async_wait<0>();
   __syncthreads();
   for (int r0 = first_row; r0 < len; r0 += 4 * 16) {
-    if (r0 != first_row) {
-      rows.reset(r0, lane / 4);
-      rows.load_q_global(q + head_offset, ld, len, lane % 4);
-      if (rope) rows.rotate_q(rope, len, lane % 4);
-    }
+    if (r0 != first_row) load_q(r0);
     for (int t = 0; t < num_tiles; ++t)
       rows.key_tile(sK + t * BN * LDS, sV + t * BN * LDS, t * BN, len, scale_log2, slope_log2,
                     alibi != nullptr, lane);
@@ -451,9 +450,6 @@ void launch_flash(const AttentionArgs& a, cudaStream_t stream) {
   check_launch("flash_kernel");
 }
 
-// ---------------------------------------------------------------------------------------------
-// Plain kernel: fp32 arithmetic, any head_dim
-
 template <typename T, int HD>
 void launch_short(const AttentionArgs& a, cudaStream_t stream) {
   const int tiles = (a.max_seqlen + kShortKeys - 1) / kShortKeys;
@@ -469,6 +465,9 @@ void launch_short(const AttentionArgs& a, cudaStream_t stream) {
       reinterpret_cast<const float2*>(a.rope));
   check_launch("flash_short_kernel");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Plain kernel: fp32 arithmetic, any head_dim
 
 // ---------------------------------------------------------------------------------------------
 // Plain kernel: fp32 arithmetic, any head_dim

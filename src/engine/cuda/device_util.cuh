@@ -103,6 +103,18 @@ __device__ __forceinline__ std::uint8_t to_e4m3(float x) {
   return __nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E4M3);
 }
 
+// Rotary embedding, one definition for every kernel that applies it (the separate rotary op and the
+// attention kernel that fuses it must agree): (cos, sin) of position · inv_freq in fp32 (precise
+// sincosf), and the rotation of the pair (x, y) = (element i, element i + head_dim/2).
+__device__ __forceinline__ float2 rotary_cos_sin(int position, float inv_freq) {
+  float s, c;
+  sincosf(static_cast<float>(position) * inv_freq, &s, &c);
+  return make_float2(c, s);
+}
+__device__ __forceinline__ float2 rotate_pair(float x, float y, float2 cos_sin) {
+  return make_float2(x * cos_sin.x - y * cos_sin.y, y * cos_sin.x + x * cos_sin.y);
+}
+
 // V elements moved as one aligned access (V·sizeof(T) = 8 or 16 bytes).
 template <typename T, int V>
 struct alignas(sizeof(T) * V) Pack {

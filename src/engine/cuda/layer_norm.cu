@@ -139,10 +139,9 @@ __device__ __forceinline__ void rotary_table_of_token(float* table, std::int64_t
   }
   __syncthreads();
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    float s, c;
-    sincosf(static_cast<float>(position) * inv_freq[i], &s, &c);
-    table[i] = c;
-    table[half + i] = s;
+    const float2 cs = rotary_cos_sin(position, inv_freq[i]);
+    table[i] = cs.x;
+    table[half + i] = cs.y;
   }
   __syncthreads();
 }
@@ -164,10 +163,10 @@ __global__ void rotary_vec_kernel(T* __restrict__ x, int heads, int head_dim,
     Pack<T, 4> a = *lo, b = *hi;
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      const float xa = to_f32(a.v[e]), xb = to_f32(b.v[e]);
-      const float c = table[i + e], s = table[half + i + e];
-      a.v[e] = from_f32<T>(xa * c - xb * s);
-      b.v[e] = from_f32<T>(xb * c + xa * s);
+      const float2 r =
+          rotate_pair(to_f32(a.v[e]), to_f32(b.v[e]), make_float2(table[i + e], table[half + i + e]));
+      a.v[e] = from_f32<T>(r.x);
+      b.v[e] = from_f32<T>(r.y);
     }
     *lo = a;
     *hi = b;
@@ -186,10 +185,10 @@ __global__ void rotary_kernel(T* __restrict__ x, int heads, int head_dim, const 
   for (int p = threadIdx.x; p < heads * half; p += blockDim.x) {
     const int h = p / half, i = p % half;
     T* head = row + h * head_dim;
-    const float a = to_f32(head[i]), b = to_f32(head[i + half]);
-    const float c = table[i], s = table[half + i];
-    head[i] = from_f32<T>(a * c - b * s);
-    head[i + half] = from_f32<T>(b * c + a * s);
+    const float2 r =
+        rotate_pair(to_f32(head[i]), to_f32(head[i + half]), make_float2(table[i], table[half + i]));
+    head[i] = from_f32<T>(r.x);
+    head[i + half] = from_f32<T>(r.y);
   }
 }
 
@@ -229,10 +228,7 @@ __global__ void rotary_table_kernel(const float* __restrict__ inv_freq, int half
                                     float2* __restrict__ table) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= half * max_len) return;
-  const int position = i / half, f = i % half;
-  float s, c;
-  sincosf(static_cast<float>(position) * inv_freq[f], &s, &c);
-  table[i] = make_float2(c, s);
+  table[i] = rotary_cos_sin(i / half, inv_freq[i % half]);
 }
 
 }  // namespace
