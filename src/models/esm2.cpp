@@ -278,7 +278,6 @@ void Esm2::set_compute_dtype(DType dtype) {
     for (Tensor* b : {&L.q_b, &L.k_b, &L.v_b, &L.out_b, &L.fc1_b, &L.fc2_b}) *b = ops::cast(*b, activations);
   }
   q_scale_folded_ = q_scale_folded_ || fold;
-  product_input_dtype_ = dtype;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -313,7 +312,8 @@ Tensor Esm2::token_embeddings(const PackedBatch& batch) const {
 // One pre-LN layer, in place on x: x += attn(LN(x)); x += FFN(LN(x)).
 void Esm2::run_layer(const Layer& L, Tensor& x, const PackedBatch& batch) const {
   const int heads = config_.num_heads;
-  const DType products = product_input_dtype_ == DType::kF8E4M3 ? DType::kF8E4M3 : x.dtype();
+  // f8 weights take their activations quantised by the layer norm; otherwise in the activations' type.
+  const DType products = L.q_w.dtype() == DType::kF8E4M3 ? DType::kF8E4M3 : x.dtype();
   Tensor h = ops::layer_norm(x, L.attn_ln_w, L.attn_ln_b, config_.layer_norm_eps, products);
   Tensor q = ops::linear(h, L.q_w, L.q_b);
   Tensor k = ops::linear(h, L.k_w, L.k_b);

@@ -91,7 +91,6 @@ class Esm2 {
   Esm2Config config_;
   engine::Device device_;
   bool v1_attention_ = false;
-  engine::DType product_input_dtype_ = engine::DType::kF32;  // what the layer norms hand to the products
   bool q_scale_folded_ = false;
   engine::Tensor embed_tokens_;
   std::vector<Layer> layers_;
