@@ -264,11 +264,10 @@ void run_esm(const EmbedOptions& o, const GlobalOptions& global) {
     log::info("Using v1.0-compatible standard attention path");
   }
   const tokenize::EsmAlphabet alphabet;
-  embed_records(
-      o, device,
-      {[&](const io::SequenceRecord& r) { return alphabet.encode(r.sequence); },
-       [&](const engine::PackedBatch& b) { return model.embed(b); },
-       pipeline::activation_bytes_per_token(model.config().hidden, model.config().intermediate, dtype)});
+  embed_records(o, device,
+                {[&](const io::SequenceRecord& r) { return alphabet.encode(r.sequence); },
+                 [&](const engine::PackedBatch& b) { return model.embed(b); },
+                 pipeline::activation_bytes_per_token(model, dtype)});
 }
 
 void run_dnabert(const EmbedOptions& o, const GlobalOptions& global) {
@@ -285,8 +284,7 @@ void run_dnabert(const EmbedOptions& o, const GlobalOptions& global) {
   embed_records(o, device,
                 {[&](const io::SequenceRecord& r) { return model.tokenize(r.sequence); },
                  [&](const engine::PackedBatch& b) { return model.embed(b); },
-                 pipeline::activation_bytes_per_token(model.config().hidden_size,
-                                                      2 * model.config().intermediate_size, dtype)});
+                 pipeline::activation_bytes_per_token(model, dtype)});
 }
 
 CommandAction setup(CLI::App& app, const GlobalOptions& global) {

@@ -82,10 +82,17 @@ std::int64_t activation_bytes_per_token(std::int64_t hidden, std::int64_t ffn, e
   return (6 * hidden + ffn) * element + hidden * static_cast<std::int64_t>(sizeof(float));
 }
 
+std::int64_t activation_bytes_per_token(const models::Esm2& esm, engine::DType dtype) {
+  return activation_bytes_per_token(esm.config().hidden, esm.config().intermediate, dtype);
+}
+
+std::int64_t activation_bytes_per_token(const models::Dnabert2& dnabert, engine::DType dtype) {
+  return activation_bytes_per_token(dnabert.config().hidden_size, 2 * dnabert.config().intermediate_size,
+                                    dtype);
+}
+
 std::int64_t activation_bytes_per_token(const Encoders& e) {
-  return std::max(activation_bytes_per_token(e.esm.config().hidden, e.esm.config().intermediate, e.dtype),
-                  activation_bytes_per_token(e.dnabert.config().hidden_size,
-                                             2 * e.dnabert.config().intermediate_size, e.dtype));
+  return std::max(activation_bytes_per_token(e.esm, e.dtype), activation_bytes_per_token(e.dnabert, e.dtype));
 }
 
 std::int64_t token_budget_for_memory(engine::Device device, const engine::Backend::MemoryInfo& memory,

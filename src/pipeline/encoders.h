@@ -44,7 +44,10 @@ engine::DType resolve_precision(const std::string& precision, engine::Device dev
 // (residual x, layer-norm output, q, k, v, attention output: 6 x hidden; the FFN's first output, `ffn`
 // wide) plus the f32 pooled rows (hidden, counted per token: the worst case of short sequences).
 std::int64_t activation_bytes_per_token(std::int64_t hidden, std::int64_t ffn, engine::DType dtype);
-// The larger of ESM-2's and DNABERT-S's (whose gated FFN's first output is 2 x intermediate wide).
+// The same for one model (DNABERT-S's gated FFN's first output is 2 x intermediate wide), and the larger
+// of ESM-2's and DNABERT-S's.
+std::int64_t activation_bytes_per_token(const models::Esm2& esm, engine::DType dtype);
+std::int64_t activation_bytes_per_token(const models::Dnabert2& dnabert, engine::DType dtype);
 std::int64_t activation_bytes_per_token(const Encoders& encoders);
 // The budget for a device with `memory` free: at most half of it (the other half for what the estimate
 // leaves out: GEMM workspaces, the allocator's size classes, the v1 path's score matrices), rounded down
