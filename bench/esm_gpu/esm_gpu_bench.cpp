@@ -10,7 +10,11 @@
 // MFU = real FLOPs (reference/models.md §6, no padding, no LM head) / time / dense peak of the
 // precision, the baseline's tokens/s and the ratio. Then the accuracy of fp32/fp16/bf16/fp8 vs the
 // reference, the cuBLASLt ceiling on the model's own GEMM shapes, and (--profile) GPU time per op.
+// --fp8-scales row,block: one table of fp8 with per-row against block scales (cuda::Fp8Scales): tokens/s
+// on the first length, pooled cosine vs the reference's Hugging Face fp32 means (all of its proteins and
+// those <= 166 aa) and vs our GPU fp32 on --short-proteins random proteins of 10..166 aa.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -346,6 +350,117 @@ void profile(const Esm2& model, const std::vector<PackedBatch>& batches, int cou
               tokens / (total / 1e3));
 }
 
+// Cosine of each pair of rows of two [n, d] tensors (pooled embeddings).
+std::vector<double> row_cosines(const Tensor& a, const Tensor& b) {
+  const auto x = a.to_floats(), y = b.to_floats();
+  const std::size_t n = static_cast<std::size_t>(a.dim(0)), d = static_cast<std::size_t>(a.dim(1));
+  std::vector<double> out;
+  for (std::size_t r = 0; r < n; ++r) {
+    double dot = 0, nx = 0, ny = 0;
+    for (std::size_t c = 0; c < d; ++c)
+      dot += x[r * d + c] * y[r * d + c], nx += x[r * d + c] * x[r * d + c],
+          ny += y[r * d + c] * y[r * d + c];
+    const double cosine = dot / std::sqrt(nx * ny);
+    out.push_back(std::isfinite(cosine) ? cosine : -1.0);
+  }
+  return out;
+}
+
+// The pooled embeddings of all batches, in order, as one [proteins, hidden] tensor on the host.
+Tensor embed_all(const Esm2& model, const std::vector<PackedBatch>& batches) {
+  std::vector<float> all;
+  std::int64_t rows = 0, cols = 0;
+  for (const auto& b : batches) {
+    const Tensor m = model.embed(b);
+    const auto v = m.to_floats();
+    all.insert(all.end(), v.begin(), v.end());
+    rows += m.dim(0), cols = m.dim(1);
+  }
+  return Tensor::from_floats(all, {rows, cols});
+}
+
+// fp8 with per-row scales against block scales (issue 19): speed on the first length's proteins, pooled
+// cosine vs the reference's Hugging Face fp32 means (all of them, and those of at most 166 aa), and vs our
+// GPU fp32 (which matches Hugging Face fp32 to ~1e-6) on `short_count` random proteins of 10..166 aa.
+void fp8_scales_table(const Esm2& fp32, const std::vector<std::string>& modes, const fs::path& reference_json,
+                      const std::vector<PackedBatch>& speed_batches, int speed_length, int short_count,
+                      std::int64_t batch_tokens) {
+  std::ifstream in(reference_json);
+  if (!in) throw std::runtime_error("--fp8-scales needs " + reference_json.string());
+  const auto ref = nlohmann::json::parse(in);
+  vnp::tokenize::EsmAlphabet alphabet;
+  std::vector<std::vector<std::int32_t>> tokens;
+  std::vector<float> means;
+  std::vector<bool> is_short;
+  for (const auto& s : ref["sequences"]) {
+    const auto protein = s["protein"].get<std::string>();
+    tokens.push_back(alphabet.encode(protein));
+    for (double v : s["mean"].get<std::vector<double>>()) means.push_back(static_cast<float>(v));
+    is_short.push_back(protein.size() <= 166);
+  }
+  const auto count = static_cast<std::int64_t>(tokens.size());
+  const Tensor want = Tensor::from_floats(means, {count, static_cast<std::int64_t>(means.size()) / count});
+  const PackedBatch ref_batch = PackedBatch::pack(tokens, Device::cuda(0));
+  // Random proteins of 10..166 aa (VirNucPro's frames), a fixed seed; our fp32 means as the reference.
+  std::mt19937 rng(166);
+  std::uniform_int_distribution<int> length(10, 166), residue(0, 19);
+  std::vector<std::string> short_proteins;
+  for (int i = 0; i < short_count; ++i) {
+    std::string p(static_cast<std::size_t>(length(rng)), 'A');
+    for (auto& c : p) c = "ACDEFGHIKLMNPQRSTVWY"[residue(rng)];
+    short_proteins.push_back(p);
+  }
+  const auto short_batches = make_batches(short_proteins, batch_tokens);
+  const Tensor short_fp32 = embed_all(fp32, short_batches);
+
+  struct Row {
+    std::string mode, error;
+    double tokens_per_s = 0, ref_min = 1, ref_short_min = 1, short_min = 1, short_mean = 0;
+  };
+  std::vector<Row> rows;
+  const cuda::Fp8Scales before = cuda::fp8_scales(0);
+  for (const std::string& mode : modes) {
+    Row row;
+    row.mode = mode;
+    try {
+      if (mode != "row" && mode != "block") throw std::runtime_error("--fp8-scales takes row and/or block");
+      cuda::set_fp8_scales(0, mode == "block" ? cuda::Fp8Scales::kBlock : cuda::Fp8Scales::kRow);
+      Esm2 model = fp32;  // shares the fp32 weights; set_compute_dtype quantises copies under this mode
+      model.set_compute_dtype(DType::kF8E4M3);
+      const Throughput t = run_all(model, speed_batches);
+      row.tokens_per_s = t.tokens / t.seconds;
+      const auto ref_cosines = row_cosines(model.embed(ref_batch), want);
+      for (std::size_t r = 0; r < ref_cosines.size(); ++r) {
+        row.ref_min = std::min(row.ref_min, ref_cosines[r]);
+        if (is_short[r]) row.ref_short_min = std::min(row.ref_short_min, ref_cosines[r]);
+      }
+      const auto cosines = row_cosines(embed_all(model, short_batches), short_fp32);
+      for (double c : cosines) row.short_min = std::min(row.short_min, c), row.short_mean += c;
+      row.short_mean /= static_cast<double>(cosines.size());
+    } catch (const std::exception& e) {  // one mode failing does not hide the other
+      row.error = e.what();
+    }
+    rows.push_back(row);
+  }
+  cuda::set_fp8_scales(0, before);
+  const auto short_refs = std::count(is_short.begin(), is_short.end(), true);
+  std::printf("\nfp8 scales (SPEC §9: cosine >= 0.995 on every embedding), ESM-2 %s:\n",
+              fp32.config().describe().c_str());
+  std::printf(
+      "| fp8 scales | tokens/s (%d aa) | min cosine, %zu reference proteins vs HF fp32 | "
+      "min cosine, the %td of <= 166 aa | min / mean cosine, %d random proteins of 10..166 aa "
+      "vs GPU fp32 |\n| --- | --- | --- | --- | --- |\n",
+      speed_length, tokens.size(), short_refs, short_count);
+  for (const Row& r : rows) {
+    if (!r.error.empty())
+      std::printf("| %s | failed: %s | | | |\n", r.mode.c_str(), r.error.c_str());
+    else
+      std::printf("| %s | %.0f | %.7f | %.7f | %.7f / %.7f |\n", r.mode.c_str(), r.tokens_per_s, r.ref_min,
+                  r.ref_short_min, r.short_min, r.short_mean);
+  }
+  std::fflush(stdout);
+}
+
 DType parse_precision(const std::string& p) {
   if (p == "fp32") return DType::kF32;
   if (p == "fp16") return DType::kF16;
@@ -364,6 +479,8 @@ int main(int argc, char** argv) {
   int count = 20000, profile_batches = 4;
   std::int64_t batch_tokens = 65536;
   bool write_only = false, do_profile = false, skip_accuracy = false;
+  std::vector<std::string> fp8_scales;
+  int short_proteins = 2000;
   app.add_option("--model", model_dir, "Hugging Face ESM-2 folder")->required();
   app.add_option("--proteins", proteins_dir, "folder of proteins_<len>.faa and hf_<len>.json")->required();
   app.add_option("--lengths", lengths, "protein lengths")->delimiter(',');
@@ -376,6 +493,9 @@ int main(int argc, char** argv) {
   app.add_flag("--profile", do_profile, "GPU time per op");
   app.add_option("--profile-batches", profile_batches);
   app.add_flag("--skip-accuracy", skip_accuracy);
+  app.add_option("--fp8-scales", fp8_scales, "row and/or block: the fp8 scales table (comma-separated)")
+      ->delimiter(',');
+  app.add_option("--short-proteins", short_proteins, "random proteins of 10..166 aa for --fp8-scales");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -427,6 +547,12 @@ int main(int argc, char** argv) {
       } catch (const std::exception& e) {
         std::printf("%s: failed: %s\n", precision.c_str(), e.what());
       }
+    if (!fp8_scales.empty()) {
+      const int l = lengths.front();
+      fp8_scales_table(fp32, fp8_scales, fs::path(model_dir) / "reference.json",
+                       make_batches(read_proteins(fasta_path(proteins_dir, l)), batch_tokens), l,
+                       short_proteins, batch_tokens);
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_esm_gpu: %s\n", e.what());
     return 1;

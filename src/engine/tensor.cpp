@@ -124,7 +124,10 @@ std::int64_t Tensor::dim(int i) const {
 
 Tensor Tensor::reshape(Shape shape) const {
   check_shape(shape);
-  if (shape_numel(shape) != numel() || (row_scale_ && (shape.empty() || shape[0] != shape_[0])))
+  const bool keeps_scales =
+      !row_scale_ ||
+      (f8_scaling_ == F8Scaling::kRow ? !shape.empty() && shape[0] == shape_[0] : shape == shape_);
+  if (shape_numel(shape) != numel() || !keeps_scales)
     throw std::invalid_argument("cannot reshape " + describe() + " to " + shape_str(shape));
   Tensor t = *this;
   t.shape_ = std::move(shape);
@@ -135,6 +138,8 @@ Tensor Tensor::rows(std::int64_t begin, std::int64_t end) const {
   if (ndim() < 1 || begin < 0 || end < begin || end > shape_[0])
     throw std::out_of_range("rows [" + std::to_string(begin) + ", " + std::to_string(end) + ") of " +
                             describe());
+  if (row_scale_ && f8_scaling_ != F8Scaling::kRow)
+    throw std::invalid_argument("rows() of " + describe() + ": its block scales are not sliced by row");
   std::int64_t row_elems = shape_[0] == 0 ? 0 : numel() / shape_[0];
   Tensor t = *this;
   t.shape_[0] = end - begin;
@@ -154,7 +159,31 @@ Tensor Tensor::with_row_scale(Tensor scale) const {
     throw std::invalid_argument("row scales " + scale.describe() + " do not fit " + describe());
   Tensor t = *this;
   t.row_scale_ = std::make_shared<const Tensor>(std::move(scale));
+  t.f8_scaling_ = F8Scaling::kRow;
   return t;
+}
+
+Tensor Tensor::with_block_scale(Tensor scale, F8Scaling scaling) const {
+  if (scaling == F8Scaling::kRow) return with_row_scale(std::move(scale));
+  if (ndim() != 2 || scale.dtype() != DType::kF32 ||
+      scale.shape() != f8_block_scale_shape(scaling, shape_[0], shape_[1]) || !(scale.device() == device_))
+    throw std::invalid_argument("block scales " + scale.describe() + " do not fit " + describe());
+  Tensor t = *this;
+  t.row_scale_ = std::make_shared<const Tensor>(std::move(scale));
+  t.f8_scaling_ = scaling;
+  return t;
+}
+
+Shape f8_block_scale_shape(Tensor::F8Scaling scaling, std::int64_t rows, std::int64_t cols) {
+  const auto blocks = [](std::int64_t n) { return (n + kF8Block - 1) / kF8Block; };
+  switch (scaling) {
+    case Tensor::F8Scaling::kBlock1x128:
+      return {blocks(cols), rows};
+    case Tensor::F8Scaling::kBlock128x128:
+      return {blocks(rows), (blocks(cols) + 3) / 4 * 4};
+    default:
+      return {rows};
+  }
 }
 
 Tensor Tensor::to(Device device) const {
@@ -164,6 +193,7 @@ Tensor Tensor::to(Device device) const {
   Backend& b = backend_for(device.is_cpu() ? device_ : device);
   b.copy(t.data_, device, data_, device_, nbytes());
   if (row_scale_) t.row_scale_ = std::make_shared<const Tensor>(row_scale_->to(device));
+  t.f8_scaling_ = f8_scaling_;
   return t;
 }
 
@@ -189,6 +219,18 @@ std::vector<float> Tensor::to_floats() const {
       const auto* bytes = static_cast<const std::uint8_t*>(host.data_);
       const std::vector<float> scale =
           row_scale_ ? row_scale_->to_floats() : std::vector<float>(shape_.empty() ? 1 : shape_[0], 1.0f);
+      if (row_scale_ && f8_scaling_ != F8Scaling::kRow) {
+        const auto rows = static_cast<std::size_t>(shape_[0]), cols = static_cast<std::size_t>(shape_[1]);
+        const auto ld = static_cast<std::size_t>(row_scale_->dim(1)),
+                   block = static_cast<std::size_t>(kF8Block);
+        for (std::size_t r = 0; r < rows; ++r)
+          for (std::size_t c = 0; c < cols; ++c) {
+            const std::size_t s =
+                f8_scaling_ == F8Scaling::kBlock1x128 ? c / block * rows + r : r / block * ld + c / block;
+            out[r * cols + c] = e4m3_to_float(bytes[r * cols + c]) * scale[s];
+          }
+        break;
+      }
       const std::size_t row = scale.empty() ? 1 : out.size() / scale.size();
       for (std::size_t i = 0; i < out.size(); ++i) out[i] = e4m3_to_float(bytes[i]) * scale[i / row];
       break;

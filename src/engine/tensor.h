@@ -76,14 +76,22 @@ class Tensor {
 
   std::string describe() const;  // "f32[2, 64] on cpu"
 
-  // Quantised (f8) tensors carry one f32 scale per row (dimension 0): value = element · scale[row].
-  // Undefined for every other tensor. rows() slices the scales with the data; to() copies them along.
+  // Quantised (f8) tensors carry f32 scales: value = element · its scale. Undefined for every other
+  // tensor. kRow: one scale per row (dimension 0), scale [rows]; rows() slices the scales with the data.
+  // The block scalings (2-D tensors only, cuBLASLt's layouts on Hopper; rows() refuses them):
+  //   kBlock1x128: one per 128 columns of a row, [ceil(cols/128), rows] (rows fastest);
+  //   kBlock128x128: one per 128×128 tile, [ceil(rows/128), roundup4(ceil(cols/128))] (padding unused).
+  // to() copies the scales along.
+  enum class F8Scaling : std::uint8_t { kRow, kBlock1x128, kBlock128x128 };
   const Tensor& row_scale() const;
+  F8Scaling f8_scaling() const { return f8_scaling_; }
   Tensor with_row_scale(Tensor scale) const;
+  Tensor with_block_scale(Tensor scale, F8Scaling scaling) const;
 
  private:
   std::shared_ptr<const void> holder_;  // owns or keeps alive the memory
   std::shared_ptr<const Tensor> row_scale_;
+  F8Scaling f8_scaling_ = F8Scaling::kRow;
   void* data_ = nullptr;
   Shape shape_;
   DType dtype_ = DType::kF32;
@@ -123,5 +131,9 @@ std::uint16_t float_to_bf16(float f);
 // (CUDA's __NV_SATFINITE), NaN -> 0x7f.
 float e4m3_to_float(std::uint8_t b);
 std::uint8_t float_to_e4m3(float f);
+
+// The shape of an f8 tensor's block scales (Tensor::F8Scaling) for data [rows, cols].
+inline constexpr std::int64_t kF8Block = 128;
+Shape f8_block_scale_shape(Tensor::F8Scaling scaling, std::int64_t rows, std::int64_t cols);
 
 }  // namespace vnp::engine

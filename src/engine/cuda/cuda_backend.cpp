@@ -20,6 +20,13 @@
 namespace vnp::engine::cuda {
 namespace {
 
+Fp8Scales fp8_scales_from_env() {
+  const auto value = env::get("VIRNUCPRO_FP8_SCALES");
+  if (!value || *value == "row") return Fp8Scales::kRow;
+  if (*value == "block") return Fp8Scales::kBlock;
+  throw UsageError("VIRNUCPRO_FP8_SCALES must be row or block, got '" + *value + "'");
+}
+
 // GPU time per op kind, measured with CUDA events around each (outermost) op when switched on.
 class Profiler {
  public:
@@ -188,6 +195,12 @@ class CudaBackend final : public Backend {
     const auto cols = x.dim(-1), rows = x.numel() / std::max<std::int64_t>(cols, 1);
     const Tensor g = as(gamma, DType::kF32), b = as(beta, DType::kF32);
     Tensor out = empty(x.shape(), out_dtype);
+    if (out_dtype == DType::kF8E4M3 && x.ndim() == 2 && block_scaled(cols)) {
+      Tensor scale = empty(f8_block_scale_shape(Tensor::F8Scaling::kBlock1x128, rows, cols), DType::kF32);
+      kernels::layer_norm_f8_1x128(x.raw(), x.dtype(), g.data<float>(), b.data<float>(), rows, cols, eps,
+                                   static_cast<std::uint8_t*>(out.raw()), scale.data<float>(), stream_);
+      return out.with_block_scale(std::move(scale), Tensor::F8Scaling::kBlock1x128);
+    }
     if (out_dtype == DType::kF8E4M3) {
       Tensor scale = empty({rows}, DType::kF32);
       kernels::layer_norm_f8(x.raw(), x.dtype(), g.data<float>(), b.data<float>(), rows, cols, eps,
@@ -345,7 +358,10 @@ class CudaBackend final : public Backend {
 
   Tensor cast(const Tensor& x, DType dtype) override {
     auto scope = op("cast");
-    if (dtype == DType::kF8E4M3) return quantize(x, false);
+    if (dtype == DType::kF8E4M3)  // the weights' quantisation (activations are quantised inside the ops)
+      return quantize(x, false,
+                      x.ndim() == 2 && block_scaled(x.dim(1)) ? Tensor::F8Scaling::kBlock128x128
+                                                              : Tensor::F8Scaling::kRow);
     Tensor out = empty(x.shape(), dtype);
     if (dtype == x.dtype()) {
       copy(out.raw(), device_, x.raw(), device_, x.nbytes());
@@ -365,6 +381,8 @@ class CudaBackend final : public Backend {
   }
 
   void set_profiling(bool on) { profiler_.set(on); }
+  void set_fp8_scales(Fp8Scales scales) { fp8_scales_ = scales; }
+  Fp8Scales fp8_scales() const { return fp8_scales_; }
   std::vector<ProfileEntry> profile_report() {
     select();
     return profiler_.report();
@@ -435,7 +453,15 @@ class CudaBackend final : public Backend {
   Tensor linear_f8(const Tensor& x_in, const Tensor& weight, const Tensor& bias, F8Output mode,
                    Tensor* out = nullptr) {
     static constexpr float kCodeMax = 448.0f;
-    const Tensor x = x_in.dtype() == DType::kF8E4M3 ? x_in : quantize(x_in, false);
+    const bool blocks = weight.f8_scaling() == Tensor::F8Scaling::kBlock128x128;
+    const auto x_scaling = blocks ? Tensor::F8Scaling::kBlock1x128 : Tensor::F8Scaling::kRow;
+    const Tensor x = x_in.dtype() == DType::kF8E4M3 ? x_in : quantize(x_in, false, x_scaling);
+    if (x.f8_scaling() != x_scaling)
+      throw std::invalid_argument("f8 product: x " + x.describe() + " is quantised " +
+                                  (blocks ? "per row but the weight in 128x128 tiles"
+                                          : "in blocks but the weight per row or in 1x128 runs") +
+                                  " (VIRNUCPRO_FP8_SCALES changed after the weights were quantised?)");
+    if (blocks) return linear_f8_blocks(x, weight, bias, mode, out);
     const auto in = weight.dim(1), out_features = weight.dim(0), rows = x.numel() / in;
     const DType values = out ? out->dtype() : bias.defined() ? bias.dtype() : DType::kF16;
     Tensor raw = empty({rows, out_features}, values);
@@ -445,25 +471,65 @@ class CudaBackend final : public Backend {
     const Tensor b = bias.defined() ? as(bias, values) : Tensor{};
     const kernels::ProductScale scale{x.row_scale().data<float>(), weight.row_scale().data<float>(),
                                       kCodeMax * kCodeMax, b.defined() ? b.raw() : nullptr};
-    if (mode == kF8Gelu) {
-      Tensor q = empty({rows, out_features}, DType::kF8E4M3), q_scale = empty({rows}, DType::kF32);
-      kernels::quantize_rows(raw.raw(), values, rows, out_features, true, static_cast<std::uint8_t*>(q.raw()),
-                             q_scale.data<float>(), stream_, scale);
-      return q.with_row_scale(std::move(q_scale));
-    }
+    if (mode == kF8Gelu) return quantize(raw, true, hand_over_scaling(out_features), scale);
     Tensor& target = mode == kF8Accumulate ? *out : raw;
     kernels::scale_product(raw.raw(), values, rows, out_features, scale, target.raw(), mode == kF8Accumulate,
                            stream_);
     return target;
   }
 
-  // x [rows, cols] (f32/f16/bf16) as f8 e4m3 with one scale per row; of gelu(x) when `gelu`.
-  Tensor quantize(const Tensor& x, bool gelu) {
+  // A block-scaled f8 product: cuBLASLt applies both operands' block scales and writes the values; one
+  // pass of ours adds the bias (and the residual), or quantises gelu(value + bias) for the next product.
+  Tensor linear_f8_blocks(const Tensor& x, const Tensor& weight, const Tensor& bias, F8Output mode,
+                          Tensor* out) {
+    const auto in = weight.dim(1), out_features = weight.dim(0), rows = x.numel() / in;
+    const DType values = out ? out->dtype() : bias.defined() ? bias.dtype() : DType::kF16;
+    Tensor raw = empty({rows, out_features}, values);
+    GemmProblem p = linear_problem(x, weight, values);
+    p.f8_block_scales = true;
+    gemm_->run(p, x.raw(), weight.raw(), raw.raw(), nullptr, 1.0f,
+               {x.row_scale().data<float>(), weight.row_scale().data<float>()});
+    const Tensor b = bias.defined() ? as(bias, values) : Tensor{};
+    const kernels::ProductScale bias_only{nullptr, nullptr, 1.0f, b.defined() ? b.raw() : nullptr};
+    if (mode == kF8Gelu) return quantize(raw, true, hand_over_scaling(out_features), bias_only);
+    Tensor& target = mode == kF8Accumulate ? *out : raw;
+    if (b.defined() || mode == kF8Accumulate)
+      kernels::scale_product(raw.raw(), values, rows, out_features, bias_only, target.raw(),
+                             mode == kF8Accumulate, stream_);
+    return target;
+  }
+
+  // x [rows, cols] (f32/f16/bf16) as f8 e4m3: one scale per row, per 1×128 run or per 128×128 tile (2-D x);
+  // of gelu(x) when `gelu` (rows and runs); `product` first turns a raw f8 product into its values.
+  Tensor quantize(const Tensor& x, bool gelu, Tensor::F8Scaling scaling = Tensor::F8Scaling::kRow,
+                  const kernels::ProductScale& product = {}) {
     const auto cols = x.dim(-1), rows = x.numel() / std::max<std::int64_t>(cols, 1);
-    Tensor out = empty(x.shape(), DType::kF8E4M3), scale = empty({rows}, DType::kF32);
-    kernels::quantize_rows(x.raw(), x.dtype(), rows, cols, gelu, static_cast<std::uint8_t*>(out.raw()),
-                           scale.data<float>(), stream_);
-    return out.with_row_scale(std::move(scale));
+    Tensor out = empty(x.shape(), DType::kF8E4M3);
+    auto* codes = static_cast<std::uint8_t*>(out.raw());
+    if (scaling == Tensor::F8Scaling::kRow) {
+      Tensor scale = empty({rows}, DType::kF32);
+      kernels::quantize_rows(x.raw(), x.dtype(), rows, cols, gelu, codes, scale.data<float>(), stream_,
+                             product);
+      return out.with_row_scale(std::move(scale));
+    }
+    Tensor scale = empty(f8_block_scale_shape(scaling, rows, cols), DType::kF32);
+    if (scaling == Tensor::F8Scaling::kBlock1x128)
+      kernels::quantize_1x128(x.raw(), x.dtype(), rows, cols, gelu, codes, scale.data<float>(), stream_,
+                              product);
+    else
+      kernels::quantize_128x128(x.raw(), x.dtype(), rows, cols, scale.dim(1), codes, scale.data<float>(),
+                                stream_);
+    return out.reshape({rows, cols}).with_block_scale(std::move(scale), scaling);
+  }
+
+  // The GELU hand-over's scaling: that of the next product's activations, whose width is `cols`.
+  Tensor::F8Scaling hand_over_scaling(std::int64_t cols) const {
+    return block_scaled(cols) ? Tensor::F8Scaling::kBlock1x128 : Tensor::F8Scaling::kRow;
+  }
+
+  // Whether fp8 quantises a tensor whose last dimension is `cols` with block scales (Fp8Scales).
+  bool block_scaled(std::int64_t cols) const {
+    return fp8_scales_ == Fp8Scales::kBlock && cols % kF8Block == 0;
   }
 
   int* flag() { return static_cast<int*>(error_flag_.get()); }
@@ -528,6 +594,7 @@ class CudaBackend final : public Backend {
   std::shared_ptr<void> error_flag_;
   // Hopper's fast fp8 accumulation (off by default; VIRNUCPRO_FP8_FAST_ACCUM=1 turns it on).
   bool fp8_fast_accum_ = env::get_bool("VIRNUCPRO_FP8_FAST_ACCUM").value_or(false);
+  Fp8Scales fp8_scales_ = fp8_scales_from_env();
   Profiler profiler_;
   // Pinned host memory for uploads (upload_staged).
   std::mutex staging_mutex_;
@@ -607,6 +674,14 @@ void synchronize(int index) {
 
 void set_profiling(int index, bool on) {
   backend_object(index).set_profiling(on);
+}
+
+void set_fp8_scales(int index, Fp8Scales scales) {
+  backend_object(index).set_fp8_scales(scales);
+}
+
+Fp8Scales fp8_scales(int index) {
+  return backend_object(index).fp8_scales();
 }
 
 std::vector<ProfileEntry> profile_report(int index) {

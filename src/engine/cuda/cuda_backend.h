@@ -29,6 +29,16 @@ MemoryStats memory_stats(int index);
 // Blocks until all work queued on the GPU's stream has finished (benchmarks time with this).
 void synchronize(int index);
 
+// How --precision fp8 scales its operands (VIRNUCPRO_FP8_SCALES=row|block, read when the GPU's backend is
+// created; default row). kRow: one scale per row (token, output feature), applied by a pass of ours after
+// the product. kBlock: cuBLASLt's Hopper block scales, 1×128 runs for the activations and 128×128 tiles for
+// the weights (Tensor::F8Scaling), for every tensor whose last dimension is a multiple of 128 (others keep
+// row scales). It decides how ops::cast to f8 (weights), the f8 layer norm and the GELU hand-over quantise:
+// weights quantised under one setting must meet activations quantised under the same (ops refuse a mix).
+enum class Fp8Scales { kRow, kBlock };
+void set_fp8_scales(int index, Fp8Scales scales);  // tests, benchmarks
+Fp8Scales fp8_scales(int index);
+
 // Kernel-level profile (benchmarks): while on, every op records CUDA events around its kernels;
 // profile_report() waits for the GPU and returns the GPU time per op kind (GEMMs per weight shape),
 // largest first, then starts a new count.

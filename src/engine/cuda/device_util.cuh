@@ -103,6 +103,36 @@ __device__ __forceinline__ std::uint8_t to_e4m3(float x) {
   return __nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E4M3);
 }
 
+// fp8 e4m3 with 1×128 block scales (Tensor::F8Scaling::kBlock1x128), the same rule per run of 128
+// columns (the last run may be shorter): warp w of the thread block quantises runs w, w + warps, ... of
+// row `row`, each lane the columns lane + 32·i of the run (coalesced), from value(column); the run's
+// scale goes to scale[run · rows + row] (cuBLASLt's VEC128 layout: rows fastest).
+template <typename F>
+__device__ __forceinline__ void quantize_row_1x128(F&& value, std::int64_t row, std::int64_t rows,
+                                                   std::int64_t cols, std::uint8_t* __restrict__ out_row,
+                                                   float* __restrict__ scale) {
+  const int lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  const std::int64_t runs = (cols + 127) / 128;
+  for (std::int64_t b = threadIdx.x / 32; b < runs; b += warps) {
+    float v[4];
+    float amax = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const std::int64_t c = b * 128 + lane + 32 * i;
+      v[i] = c < cols ? value(c) : 0.0f;
+      amax = fmaxf(amax, fabsf(v[i]));
+    }
+    amax = warp_max(amax);
+    const float inv = e4m3_inverse_scale(amax);
+    if (lane == 0) scale[b * rows + row] = e4m3_scale(amax);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const std::int64_t c = b * 128 + lane + 32 * i;
+      if (c < cols) out_row[c] = to_e4m3(v[i] * inv);
+    }
+  }
+}
+
 // Rotary embedding, one definition for every kernel that applies it (the separate rotary op and the
 // attention kernel that fuses it must agree): (cos, sin) of position · inv_freq in fp32 (precise
 // sincosf), and the rotation of the pair (x, y) = (element i, element i + head_dim/2).

@@ -130,6 +130,21 @@ Gemm::~Gemm() {
   if (handle_) lt().destroy(static_cast<cublasLtHandle_t>(handle_));
 }
 
+// Block scales on Hopper (cuBLASLt 12.9+): cuBLASLt's A (our B, the weights) in 128×128 tiles, its B
+// (our A, the activations) in 1×128 runs along k; the pointers are set per run(). BLK128x128 on both
+// operands is the one pairing cuBLASLt does not offer.
+void Gemm::set_block_scale_modes(Plan& plan, const GemmProblem& p) {
+  if (p.k % 128 != 0)
+    throw std::invalid_argument("GEMM: block-scaled f8 products need k a multiple of 128, got " +
+                                std::to_string(p.k));
+  const std::int32_t weights = CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F,
+                     activations = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
+  check_lt(lt().desc_set(plan.desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &weights, sizeof(weights)),
+           "A_SCALE_MODE");
+  check_lt(lt().desc_set(plan.desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &activations, sizeof(activations)),
+           "B_SCALE_MODE");
+}
+
 // Row-major C = A·op(B) is column-major Cᵀ = op(B)ᵀ·Aᵀ: cuBLASLt's A is our B, its B our A.
 Gemm::Plan& Gemm::plan_for(const GemmProblem& p) {
   auto found = plans_.find(p);
@@ -163,11 +178,15 @@ Gemm::Plan& Gemm::plan_for(const GemmProblem& p) {
   check_lt(lt().desc_set(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)), "EPILOGUE");
   if (p.ab_type == DType::kF8E4M3) {
     // Hopper's fp8 products: "TN" only (both operands K-major), no scale vectors (cuBLASLt 13.0 on an
-    // H200 offered no algorithm for OUTER_VEC_32F scales), so the caller applies the row scales.
+    // H200 offered no algorithm for OUTER_VEC_32F scales), so the caller applies the row scales; or
+    // block scales, which cuBLASLt applies (no fast accumulation with them: the kernels promote per block).
     if (!p.trans_b || p.batch > 1 || p.has_bias)
       throw std::invalid_argument("GEMM: f8 products take B as [n, k], unbatched, without a bias epilogue");
-    const std::int8_t fast = p.fast_accum ? 1 : 0;
+    const std::int8_t fast = p.fast_accum && !p.f8_block_scales ? 1 : 0;
     check_lt(lt().desc_set(plan->desc, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof(fast)), "FAST_ACCUM");
+    if (p.f8_block_scales) set_block_scale_modes(*plan, p);
+  } else if (p.f8_block_scales) {
+    throw std::invalid_argument("GEMM: block scales need f8 operands");
   }
   cublasLtMatmulPreference_t pref = nullptr;
   check_lt(lt().pref_create(&pref), "cublasLtMatmulPreferenceCreate");
@@ -189,7 +208,8 @@ Gemm::Plan& Gemm::plan_for(const GemmProblem& p) {
   return *plans_.emplace(p, std::move(plan)).first->second;
 }
 
-void Gemm::run(GemmProblem p, const void* a, const void* b, void* c, const void* bias, float alpha) {
+void Gemm::run(GemmProblem p, const void* a, const void* b, void* c, const void* bias, float alpha,
+               const F8BlockScales& scales) {
   if (p.m == 0 || p.n == 0) return;
   p.alignment = std::min({pointer_alignment(a), pointer_alignment(b), pointer_alignment(c),
                           bias ? pointer_alignment(bias) : 256});
@@ -198,6 +218,13 @@ void Gemm::run(GemmProblem p, const void* a, const void* b, void* c, const void*
   if (p.has_bias)
     check_lt(lt().desc_set(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)),
              "BIAS_POINTER");
+  if (p.f8_block_scales) {
+    if (!scales.a || !scales.b) throw std::invalid_argument("GEMM: a block-scaled f8 product without scales");
+    check_lt(lt().desc_set(plan.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &scales.b, sizeof(scales.b)),
+             "A_SCALE_POINTER");
+    check_lt(lt().desc_set(plan.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &scales.a, sizeof(scales.a)),
+             "B_SCALE_POINTER");
+  }
   const float beta = p.accumulate ? 1.0f : 0.0f;
   check_lt(lt().matmul(static_cast<cublasLtHandle_t>(handle_), plan.desc, &alpha, b, plan.a, a, plan.b, &beta,
                        c, plan.c, c, plan.c, &plan.algo, workspace_, workspace_bytes_, stream_),

@@ -5,8 +5,10 @@
 // Row-major convention: C[m, n] = alpha · A[m, k] · op(B) + beta · C + bias[n], where B is [n, k]
 // (trans_b, the PyTorch weight layout: y = x·Wᵀ) or [k, n]. f16/bf16 operands accumulate in fp32;
 // f32 operands use the exact fp32 path (no TF32). f8 (e4m3) operands (B as [n, k], no bias epilogue)
-// accumulate in fp32 and write f16/bf16 scaled by alpha only: their row scales are the caller's. The
-// descriptors and the algorithm are built once per distinct problem (shapes, types, alignment) and cached.
+// accumulate in fp32 and write f16/bf16 scaled by alpha only: their row scales are the caller's; with
+// f8_block_scales, cuBLASLt applies block scales itself (Hopper: A in 1×128 runs, B in 128×128 tiles,
+// the layouts of Tensor::F8Scaling; k a multiple of 128). The descriptors and the algorithm are built
+// once per distinct problem (shapes, types, alignment) and cached.
 #include <cuda_runtime_api.h>
 
 #include <compare>
@@ -30,9 +32,17 @@ struct GemmProblem {
   bool has_bias = false;
   bool accumulate = false;  // beta = 1 (C += ...), else beta = 0
   bool fast_accum = false;  // f8 only: Hopper's faster, less precise accumulation (VIRNUCPRO_FP8_FAST_ACCUM)
-  int alignment = 16;       // smallest alignment (bytes) of the operand pointers; set by run()
+  bool f8_block_scales = false;  // f8 only: scales passed to run() (F8BlockScales), applied by cuBLASLt
+  int alignment = 16;            // smallest alignment (bytes) of the operand pointers; set by run()
 
   auto operator<=>(const GemmProblem&) const = default;
+};
+
+// The block scales of a block-scaled f8 product (device pointers, f32): A's 1×128 runs
+// [ceil(k/128), m] and B's 128×128 tiles [ceil(n/128), roundup4(ceil(k/128))].
+struct F8BlockScales {
+  const float* a = nullptr;
+  const float* b = nullptr;
 };
 
 class Gemm {
@@ -42,12 +52,15 @@ class Gemm {
   Gemm(const Gemm&) = delete;
   Gemm& operator=(const Gemm&) = delete;
 
-  // Enqueues C = alpha·A·op(B) (+ C) (+ bias) on the stream; bias may be null when !problem.has_bias.
-  void run(GemmProblem problem, const void* a, const void* b, void* c, const void* bias, float alpha = 1.0f);
+  // Enqueues C = alpha·A·op(B) (+ C) (+ bias) on the stream; bias may be null when !problem.has_bias;
+  // `scales` are read only when problem.f8_block_scales.
+  void run(GemmProblem problem, const void* a, const void* b, void* c, const void* bias, float alpha = 1.0f,
+           const F8BlockScales& scales = {});
 
  private:
   struct Plan;  // cuBLASLt descriptors and the chosen algorithm of one problem
   Plan& plan_for(const GemmProblem& p);
+  static void set_block_scale_modes(Plan& plan, const GemmProblem& p);
 
   cudaStream_t stream_;
   void* handle_ = nullptr;  // cublasLtHandle_t

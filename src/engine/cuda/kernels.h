@@ -38,7 +38,8 @@ void layer_norm_f8(const void* x, DType dt, const float* gamma, const float* bet
 
 // The raw result of an f8 product (x8·W8ᵀ, scaled by alpha only) made true: value[r, c] =
 // raw[r, c] · row_scale[r] · col_scale[c] · factor + bias[c] (row/col scales: the operands' row scales;
-// bias of the activation dtype, may be null). row_scale null = the input is already the value.
+// bias of the activation dtype, may be null). row_scale null = the input is already the value (a
+// block-scaled product: cuBLASLt applied the scales), plus the bias if any.
 struct ProductScale {
   const float* row_scale = nullptr;
   const float* col_scale = nullptr;
@@ -52,6 +53,18 @@ struct ProductScale {
 // first turns a raw f8 product into its values.
 void quantize_rows(const void* x, DType dt, std::int64_t rows, std::int64_t cols, bool gelu,
                    std::uint8_t* out, float* scale, cudaStream_t stream, const ProductScale& product = {});
+
+// Block-scaled fp8 e4m3 (Tensor::F8Scaling; the scale rule of quantize_rows per block, any rows and cols,
+// the last blocks may be partial). 1×128 runs of each row (activations; gelu and product as above):
+// scale [ceil(cols/128), rows]. 128×128 tiles (weights): scale [ceil(rows/128), ld] with
+// ld >= ceil(cols/128), the padding set to 1.
+void quantize_1x128(const void* x, DType dt, std::int64_t rows, std::int64_t cols, bool gelu,
+                    std::uint8_t* out, float* scale, cudaStream_t stream, const ProductScale& product = {});
+void quantize_128x128(const void* x, DType dt, std::int64_t rows, std::int64_t cols, std::int64_t ld,
+                      std::uint8_t* out, float* scale, cudaStream_t stream);
+// layer_norm_f8 with 1×128 runs (scale [ceil(cols/128), rows]).
+void layer_norm_f8_1x128(const void* x, DType dt, const float* gamma, const float* beta, std::int64_t rows,
+                         std::int64_t cols, float eps, std::uint8_t* out, float* scale, cudaStream_t stream);
 
 // out [rows, cols] = (or += with accumulate) the values of a raw f8 product (ProductScale); out may be raw.
 void scale_product(const void* raw, DType dt, std::int64_t rows, std::int64_t cols,

@@ -12,15 +12,9 @@ namespace {
 
 constexpr int kNormThreads = 256;
 
-// One block per row. The row is read three times (mean, variance of x - mean, normalise); after the
-// first pass it sits in L1/L2, so DRAM sees one read and one write. Two passes avoid the cancellation
-// of the sum-of-squares formula.
-template <typename T, bool kF8>
-__global__ void __launch_bounds__(kNormThreads)
-    layer_norm_kernel(const T* __restrict__ x, const float* __restrict__ gamma,
-                      const float* __restrict__ beta, std::int64_t cols, float eps, void* __restrict__ out,
-                      float* __restrict__ row_scale) {
-  const T* row = x + blockIdx.x * cols;
+// Mean and 1/sqrt(variance + eps) of a row, in two passes over it (every thread of the block gets them).
+template <typename T>
+__device__ __forceinline__ float2 row_statistics(const T* row, std::int64_t cols, float eps) {
   // Sums of x - x[0] (a shift inside the row's range): large common offsets cost no digits.
   const float shift = to_f32(row[0]);
   float sum = 0.0f;
@@ -32,7 +26,20 @@ __global__ void __launch_bounds__(kNormThreads)
     sq += d * d;
   }
   const float var = block_sum(sq) / static_cast<float>(cols);
-  const float inv_std = rsqrtf(var + eps);
+  return make_float2(mean, rsqrtf(var + eps));
+}
+
+// One block per row. The row is read three times (mean, variance of x - mean, normalise); after the
+// first pass it sits in L1/L2, so DRAM sees one read and one write. Two passes avoid the cancellation
+// of the sum-of-squares formula.
+template <typename T, bool kF8>
+__global__ void __launch_bounds__(kNormThreads)
+    layer_norm_kernel(const T* __restrict__ x, const float* __restrict__ gamma,
+                      const float* __restrict__ beta, std::int64_t cols, float eps, void* __restrict__ out,
+                      float* __restrict__ row_scale) {
+  const T* row = x + blockIdx.x * cols;
+  const float2 statistics = row_statistics(row, cols, eps);
+  const float mean = statistics.x, inv_std = statistics.y;
   auto normalised = [&](std::int64_t c) { return (to_f32(row[c]) - mean) * inv_std * gamma[c] + beta[c]; };
   if constexpr (kF8) {
     float amax = 0.0f;
@@ -46,6 +53,19 @@ __global__ void __launch_bounds__(kNormThreads)
     T* out_row = static_cast<T*>(out) + blockIdx.x * cols;
     for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) out_row[c] = from_f32<T>(normalised(c));
   }
+}
+
+// The same statistics, then the normalised row quantised in 1×128 runs (quantize_row_1x128).
+template <typename T>
+__global__ void __launch_bounds__(kNormThreads)
+    layer_norm_1x128_kernel(const T* __restrict__ x, const float* __restrict__ gamma,
+                            const float* __restrict__ beta, std::int64_t rows, std::int64_t cols, float eps,
+                            std::uint8_t* __restrict__ out, float* __restrict__ scale) {
+  const T* row = x + blockIdx.x * cols;
+  const float2 statistics = row_statistics(row, cols, eps);
+  const float mean = statistics.x, inv_std = statistics.y;
+  quantize_row_1x128([&](std::int64_t c) { return (to_f32(row[c]) - mean) * inv_std * gamma[c] + beta[c]; },
+                     blockIdx.x, rows, cols, out + blockIdx.x * cols, scale);
 }
 
 // The fast path: each thread holds its 16-byte chunks of the row in registers (at most kChunks of them),
@@ -241,6 +261,17 @@ void layer_norm(const void* x, DType dt, const float* gamma, const float* beta, 
 void layer_norm_f8(const void* x, DType dt, const float* gamma, const float* beta, std::int64_t rows,
                    std::int64_t cols, float eps, std::uint8_t* out, float* scale, cudaStream_t stream) {
   launch_layer_norm<true>(x, dt, gamma, beta, rows, cols, eps, out, scale, stream);
+}
+
+void layer_norm_f8_1x128(const void* x, DType dt, const float* gamma, const float* beta, std::int64_t rows,
+                         std::int64_t cols, float eps, std::uint8_t* out, float* scale, cudaStream_t stream) {
+  if (rows == 0) return;
+  dispatch_float(dt, [&](auto tag) {
+    using T = decltype(tag);
+    layer_norm_1x128_kernel<T><<<static_cast<unsigned>(rows), kNormThreads, 0, stream>>>(
+        static_cast<const T*>(x), gamma, beta, rows, cols, eps, out, scale);
+  });
+  check_launch("layer_norm_1x128_kernel");
 }
 
 void rotary(void* x, DType dt, std::int64_t tokens, int heads, int head_dim, const float* inv_freq,

@@ -2,6 +2,8 @@
 // f8 products of a transformer FFN), and the scaling of an f8 product's raw result by its operands' row
 // scales. Quantisation: one block per row, the row read once into registers where it fits, its largest
 // magnitude found with a block reduction, then written as bytes with the row's scale.
+// With block scales (VIRNUCPRO_FP8_SCALES=block): 1×128 runs of a row (activations, the GELU hand-over)
+// and 128×128 tiles (weights, quantised once at load); cuBLASLt applies those scales inside the product.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -31,8 +33,7 @@ struct Unscale {
   float factor;
   const T* bias;  // may be null
   __device__ __forceinline__ float operator()(float raw, std::int64_t r, std::int64_t c) const {
-    if (!row_scale) return raw;
-    const float v = raw * row_scale[r] * col_scale[c] * factor;
+    const float v = row_scale ? raw * row_scale[r] * col_scale[c] * factor : raw;
     return bias ? v + to_f32(bias[c]) : v;
   }
 };
@@ -125,7 +126,71 @@ __global__ void scale_product_kernel(const T* __restrict__ raw, std::int64_t row
   }
 }
 
+// 1×128 runs: one block per row, its warps over the row's runs (quantize_row_1x128).
+template <typename T, bool kGelu>
+__global__ void __launch_bounds__(kQuantThreads)
+    quantize_1x128_kernel(const T* __restrict__ x, std::int64_t rows, std::int64_t cols, Unscale<T> unscale,
+                          std::uint8_t* __restrict__ out, float* __restrict__ scale) {
+  const T* row = x + blockIdx.x * cols;
+  quantize_row_1x128(
+      [&](std::int64_t c) { return activation<kGelu>(unscale(to_f32(row[c]), blockIdx.x, c)); }, blockIdx.x,
+      rows, cols, out + blockIdx.x * cols, scale);
+}
+
+// 128×128 tiles: one block per tile (blockIdx.x: tile column, up to the padded row length ld, whose
+// padding gets scale 1; blockIdx.y: tile row), two passes over the tile (the second from cache).
+template <typename T>
+__global__ void __launch_bounds__(kQuantThreads)
+    quantize_128x128_kernel(const T* __restrict__ x, std::int64_t rows, std::int64_t cols, std::int64_t ld,
+                            std::uint8_t* __restrict__ out, float* __restrict__ scale) {
+  const std::int64_t r0 = blockIdx.y * std::int64_t{128}, c0 = blockIdx.x * std::int64_t{128};
+  float* tile_scale = scale + blockIdx.y * ld + blockIdx.x;
+  if (c0 >= cols) {
+    if (threadIdx.x == 0) *tile_scale = 1.0f;
+    return;
+  }
+  const int tile_rows = static_cast<int>(rows - r0 < 128 ? rows - r0 : 128),
+            tile_cols = static_cast<int>(cols - c0 < 128 ? cols - c0 : 128);
+  float amax = 0.0f;
+  for (int i = threadIdx.x; i < tile_rows * 128; i += blockDim.x)
+    if (i % 128 < tile_cols) amax = fmaxf(amax, fabsf(to_f32(x[(r0 + i / 128) * cols + c0 + i % 128])));
+  amax = block_max(amax);
+  const float inv = e4m3_inverse_scale(amax);
+  if (threadIdx.x == 0) *tile_scale = e4m3_scale(amax);
+  for (int i = threadIdx.x; i < tile_rows * 128; i += blockDim.x)
+    if (i % 128 < tile_cols) {
+      const std::int64_t at = (r0 + i / 128) * cols + c0 + i % 128;
+      out[at] = to_e4m3(to_f32(x[at]) * inv);
+    }
+}
+
 }  // namespace
+
+void quantize_1x128(const void* x, DType dt, std::int64_t rows, std::int64_t cols, bool gelu,
+                    std::uint8_t* out, float* scale, cudaStream_t stream, const ProductScale& product) {
+  if (rows == 0 || cols == 0) return;
+  dispatch_float(dt, [&](auto tag) {
+    using T = decltype(tag);
+    const Unscale<T> unscale{product.row_scale, product.col_scale, product.factor,
+                             static_cast<const T*>(product.bias)};
+    const auto kernel = gelu ? quantize_1x128_kernel<T, true> : quantize_1x128_kernel<T, false>;
+    kernel<<<static_cast<unsigned>(rows), kQuantThreads, 0, stream>>>(static_cast<const T*>(x), rows, cols,
+                                                                      unscale, out, scale);
+  });
+  check_launch("quantize_1x128_kernel");
+}
+
+void quantize_128x128(const void* x, DType dt, std::int64_t rows, std::int64_t cols, std::int64_t ld,
+                      std::uint8_t* out, float* scale, cudaStream_t stream) {
+  if (rows == 0 || cols == 0) return;
+  dispatch_float(dt, [&](auto tag) {
+    using T = decltype(tag);
+    const dim3 grid(static_cast<unsigned>(ld), static_cast<unsigned>((rows + 127) / 128));
+    quantize_128x128_kernel<T>
+        <<<grid, kQuantThreads, 0, stream>>>(static_cast<const T*>(x), rows, cols, ld, out, scale);
+  });
+  check_launch("quantize_128x128_kernel");
+}
 
 void quantize_rows(const void* x, DType dt, std::int64_t rows, std::int64_t cols, bool gelu,
                    std::uint8_t* out, float* scale, cudaStream_t stream, const ProductScale& product) {
