@@ -7,7 +7,8 @@ source tools/device_env.sh
 : > "$out/tests.log"
 timeout 120 "$bin/cuda_nodevice_tests" >> "$out/tests.log" 2>&1
 echo "cuda_nodevice_tests exit $?"
-for filter in '-*Fp8*' 'CudaFp8.*' 'Fixtures/CudaFp8Esm2.*/0' 'Fixtures/CudaFp8Esm2.*/1'; do
+for filter in '-*Fp8*' 'CudaFp8.*' 'Fixtures/CudaFp8Esm2.*/0' 'Fixtures/CudaFp8Esm2.*/1' \
+              'CudaFp8Blocks.*' 'BlockFixtures/CudaFp8Esm2Blocks.*'; do
   timeout 300 "$bin/engine_cuda_tests" --gtest_filter="$filter" >> "$out/tests.log" 2>&1
   rc=$?
   echo "engine_cuda_tests --gtest_filter='$filter' exit $rc"

@@ -11,8 +11,8 @@
 // precision, the baseline's tokens/s and the ratio. Then the accuracy of fp32/fp16/bf16/fp8 vs the
 // reference, the cuBLASLt ceiling on the model's own GEMM shapes, and (--profile) GPU time per op.
 // --fp8-scales row,block: one table of fp8 with per-row against block scales (cuda::Fp8Scales): tokens/s
-// on the first length, pooled cosine vs the reference's Hugging Face fp32 means (all of its proteins and
-// those <= 166 aa) and vs our GPU fp32 on --short-proteins random proteins of 10..166 aa.
+// on --fp8-proteins of the first length, pooled cosine vs the reference's Hugging Face fp32 means (all of its
+// proteins and those <= 166 aa) and vs our GPU fp32 on --short-proteins random proteins of 10..166 aa.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -480,7 +480,7 @@ int main(int argc, char** argv) {
   std::int64_t batch_tokens = 65536;
   bool write_only = false, do_profile = false, skip_accuracy = false;
   std::vector<std::string> fp8_scales;
-  int short_proteins = 2000;
+  int short_proteins = 2000, fp8_proteins = 5000;
   app.add_option("--model", model_dir, "Hugging Face ESM-2 folder")->required();
   app.add_option("--proteins", proteins_dir, "folder of proteins_<len>.faa and hf_<len>.json")->required();
   app.add_option("--lengths", lengths, "protein lengths")->delimiter(',');
@@ -496,6 +496,7 @@ int main(int argc, char** argv) {
   app.add_option("--fp8-scales", fp8_scales, "row and/or block: the fp8 scales table (comma-separated)")
       ->delimiter(',');
   app.add_option("--short-proteins", short_proteins, "random proteins of 10..166 aa for --fp8-scales");
+  app.add_option("--fp8-proteins", fp8_proteins, "proteins of the first length timed for --fp8-scales");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -549,9 +550,10 @@ int main(int argc, char** argv) {
       }
     if (!fp8_scales.empty()) {
       const int l = lengths.front();
+      auto proteins = read_proteins(fasta_path(proteins_dir, l));
+      proteins.resize(std::min(proteins.size(), static_cast<std::size_t>(std::max(fp8_proteins, 1))));
       fp8_scales_table(fp32, fp8_scales, fs::path(model_dir) / "reference.json",
-                       make_batches(read_proteins(fasta_path(proteins_dir, l)), batch_tokens), l,
-                       short_proteins, batch_tokens);
+                       make_batches(proteins, batch_tokens), l, short_proteins, batch_tokens);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_esm_gpu: %s\n", e.what());
