@@ -88,6 +88,37 @@ TEST(Tensor, E4m3ConversionsMatchTheFormat) {
   EXPECT_EQ(float_to_e4m3(1.07f), 0x39);
 }
 
+// f8 tensors with block scales (Tensor::F8Scaling), on the host: each element dequantises through the
+// scale of its 1×128 run ([ceil(cols/128), rows], rows fastest) or 128×128 tile ([ceil(rows/128),
+// roundup4(ceil(cols/128))]); scales of another shape are refused, and so are row slices and reshapes.
+TEST(Tensor, F8BlockScalesDequantiseByLayout) {
+  const std::int64_t rows = 130, cols = 200;  // partial blocks both ways
+  Tensor codes = Tensor::empty({rows, cols}, DType::kF8E4M3);
+  std::memset(codes.raw(), float_to_e4m3(1.0f), codes.nbytes());
+  using Scaling = Tensor::F8Scaling;
+  for (Scaling scaling : {Scaling::kBlock1x128, Scaling::kBlock128x128}) {
+    const Shape shape = f8_block_scale_shape(scaling, rows, cols);
+    EXPECT_EQ(shape, scaling == Scaling::kBlock1x128 ? (Shape{2, rows}) : (Shape{2, 4}));
+    std::vector<float> scale(static_cast<std::size_t>(shape[0] * shape[1]));
+    for (std::size_t i = 0; i < scale.size(); ++i) scale[i] = static_cast<float>(i + 1);
+    Tensor t = codes.with_block_scale(Tensor::from_floats(scale, shape), scaling);
+    EXPECT_EQ(t.f8_scaling(), scaling);
+    const auto values = t.to(Device::cpu()).to_floats();  // to() keeps the scaling
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t c = 0; c < cols; ++c) {
+        const std::int64_t at = scaling == Scaling::kBlock1x128 ? c / 128 * rows + r : r / 128 * 4 + c / 128;
+        ASSERT_EQ(values[static_cast<std::size_t>(r * cols + c)], scale[static_cast<std::size_t>(at)])
+            << r << ", " << c;
+      }
+    EXPECT_THROW(t.rows(0, 1), std::invalid_argument);
+    EXPECT_THROW(t.reshape({cols, rows}), std::invalid_argument);
+    EXPECT_THROW(codes.with_block_scale(Tensor::from_floats(scale, {shape[0] * shape[1]}), scaling),
+                 std::invalid_argument);
+  }
+  EXPECT_EQ(codes.with_row_scale(Tensor::from_floats(std::vector<float>(rows, 2.0f), {rows})).f8_scaling(),
+            Scaling::kRow);
+}
+
 TEST(Tensor, CastRoundTrips) {
   Tensor t = Tensor::from_floats({0.5f, -1.25f, 3.0f}, {3});
   EXPECT_EQ(ops::cast(ops::cast(t, DType::kF16), DType::kF32).to_floats(), t.to_floats());

@@ -382,15 +382,16 @@ TEST(CudaFp8Blocks, LayerNormWritesQuantisedRuns) {
 
 // x·Wᵀ + b with block-scaled operands, cuBLASLt applying the scales: against the double product of the
 // host-dequantised operands. Relative L2 < 1e-3 (the f16 output alone rounds at 2^-11 ≈ 4.9e-4 per
-// element), and per row < 2e-3. k = 640 (5 runs: a padded weight scale row); m = 200, n = 384 (whole
-// tiles), then m = 203 (the activations' scale columns not 16-byte aligned), n = 320 (a partial tile).
+// element), and per row < 2e-3. First whole blocks (m = 200, k = 512, n = 384: the layouts alone), then
+// the edges: m = 203 (the activations' scale columns not 16-byte aligned), k = 640 (5 runs: a padded
+// weight scale row), n = 320 (a partial tile).
 TEST(CudaFp8Blocks, ProductsMatchDequantisedReference) {
   VNP_REQUIRE_GPU();
   BlockScales blocks;
-  for (auto [n, out] : {std::pair<std::int64_t, std::int64_t>{200, 384}, {203, 320}}) {
+  for (auto [n, in, out] :
+       {std::tuple<std::int64_t, std::int64_t, std::int64_t>{200, 512, 384}, {203, 640, 320}}) {
     const auto seed = fresh_seed();
-    SCOPED_TRACE(::testing::Message() << n << " tokens, out " << out << " seed " << seed);
-    const std::int64_t in = 640;
+    SCOPED_TRACE(::testing::Message() << n << " tokens, " << in << " -> " << out << ", seed " << seed);
     const auto xv = blocky_floats(n, in, seed), wv = blocky_floats(out, in, seed + 1, 0.05f);
     Tensor x16 = ops::cast(Tensor::from_floats(xv, {n, in}).to(gpu()), DType::kF16);
     const Quantised xq = quantise_blocks(x16.to_floats(), n, in, Scaling::kBlock1x128),
