@@ -4,8 +4,9 @@
 # engine_cuda_tests cuda_nodevice_tests bench_esm_gpu bench_dnabert_gpu virnucpro make_coding_reads).
 # Run from the repository root:  bash tools/device_round4.sh [PROTEINS=20000] [READS=10000]
 #
-# What it measures, in this order (each step under its own timeout; the whole run plans for 540 s of the
-# 600-s command limit and skips the last, optional step when the time left is too short for it):
+# What it measures, in this order (each step under a timeout that leaves the later steps their share of
+# a 540-s plan within the 600-s command limit; the last, optional step is skipped when too little is left;
+# the logs in $OUT come back even if the call is cut short):
 #   1. every GPU test (tools/device_gpu_tests.sh: cuda_nodevice_tests, then engine_cuda_tests in 7 groups,
 #      the fp8 block-scale tests CudaFp8Blocks.* and BlockFixtures/* among them);
 #   2. a random full-size ESM-2 3B with Hugging Face fp32 reference means of 13 proteins of 1..1022 aa
@@ -39,16 +40,20 @@ source tools/device_env.sh
 step() {  # step NAME START: record the wall time of a step
   echo "$1: $((SECONDS - $2)) s" | tee -a "$out/steps.txt"
 }
+within() {  # within CAP RESERVE: a timeout of at most CAP s that leaves RESERVE s of the budget for later steps
+  local t=$((budget - SECONDS - $2))
+  echo $((t < $1 ? (t < 10 ? 10 : t) : $1))
+}
 
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1 | tee "$out/gpu.txt"
 
 start=$SECONDS
-bash tools/device_gpu_tests.sh 2>&1 | tee "$out/tests_summary.txt"
+timeout "$(within 180 375)" bash tools/device_gpu_tests.sh 2>&1 | tee "$out/tests_summary.txt"
 step "1 GPU tests" $start
 
 start=$SECONDS
 if [[ ! -f $work/esm3b/config.json ]]; then
-  PYTHONUNBUFFERED=1 timeout 240 python3 tools/esm_reference.py "$work/esm3b" --preset 3B --device cuda \
+  PYTHONUNBUFFERED=1 timeout "$(within 240 275)" python3 tools/esm_reference.py "$work/esm3b" --preset 3B --device cuda \
     --dtype float32 > "$out/gen.log" 2>&1
   echo "esm_reference.py exit $?"; tail -2 "$out/gen.log"
 fi
@@ -57,13 +62,13 @@ step "2 ESM-2 3B random model + reference" $start
 start=$SECONDS
 "$bin/bench_esm_gpu" --model "$work/esm3b" --proteins "$work/prot" --write-proteins --count "$proteins" \
   --lengths 166 > /dev/null
-PYTHONUNBUFFERED=1 timeout 200 python3 tools/esm_hf_baseline.py --model "$work/esm3b" --proteins "$work/prot" \
+PYTHONUNBUFFERED=1 timeout "$(within 200 200)" python3 tools/esm_hf_baseline.py --model "$work/esm3b" --proteins "$work/prot" \
   --lengths 166 --reference "$work/esm3b/reference.json" > "$out/hf.log" 2>&1
 echo "esm_hf_baseline.py exit $?"; cat "$out/hf.log"
 step "3a Hugging Face baseline" $start
 
 start=$SECONDS
-timeout 300 "$bin/bench_esm_gpu" --model "$work/esm3b" --proteins "$work/prot" --count "$proteins" --lengths 166 \
+timeout "$(within 300 5)" "$bin/bench_esm_gpu" --model "$work/esm3b" --proteins "$work/prot" --count "$proteins" --lengths 166 \
   --precision bf16,fp16 --profile --fp8-scales row,block --fp8-proteins 5000 --short-proteins 2000 2>&1 |
   tee "$out/bench.log"
 echo "bench_esm_gpu exit ${PIPESTATUS[0]}"
