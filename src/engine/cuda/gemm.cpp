@@ -131,9 +131,10 @@ Gemm::~Gemm() {
 }
 
 // Block scales on Hopper (cuBLASLt 12.9+): cuBLASLt's A (our B, the weights) in 128×128 tiles, its B
-// (our A, the activations) in 1×128 runs along k; the pointers are set per run(). BLK128x128 on both
-// operands is the one pairing cuBLASLt does not offer.
-void Gemm::set_block_scale_modes(Plan& plan, const GemmProblem& p) {
+// (our A, the activations) in 1×128 runs along k; the pointers are set per run() (until then, for the
+// heuristic, to `placeholder`, some device memory). BLK128x128 on both operands is the one pairing
+// cuBLASLt does not offer.
+void Gemm::set_block_scale_modes(Plan& plan, const GemmProblem& p, const void* placeholder) {
   if (p.k % 128 != 0)
     throw std::invalid_argument("GEMM: block-scaled f8 products need k a multiple of 128, got " +
                                 std::to_string(p.k));
@@ -143,6 +144,8 @@ void Gemm::set_block_scale_modes(Plan& plan, const GemmProblem& p) {
            "A_SCALE_MODE");
   check_lt(lt().desc_set(plan.desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &activations, sizeof(activations)),
            "B_SCALE_MODE");
+  for (auto attr : {CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER})
+    check_lt(lt().desc_set(plan.desc, attr, &placeholder, sizeof(placeholder)), "SCALE_POINTER");
 }
 
 // Row-major C = A·op(B) is column-major Cᵀ = op(B)ᵀ·Aᵀ: cuBLASLt's A is our B, its B our A.
@@ -184,7 +187,7 @@ Gemm::Plan& Gemm::plan_for(const GemmProblem& p) {
       throw std::invalid_argument("GEMM: f8 products take B as [n, k], unbatched, without a bias epilogue");
     const std::int8_t fast = p.fast_accum && !p.f8_block_scales ? 1 : 0;
     check_lt(lt().desc_set(plan->desc, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof(fast)), "FAST_ACCUM");
-    if (p.f8_block_scales) set_block_scale_modes(*plan, p);
+    if (p.f8_block_scales) set_block_scale_modes(*plan, p, workspace_);
   } else if (p.f8_block_scales) {
     throw std::invalid_argument("GEMM: block scales need f8 operands");
   }

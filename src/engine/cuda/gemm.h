@@ -60,7 +60,7 @@ class Gemm {
  private:
   struct Plan;  // cuBLASLt descriptors and the chosen algorithm of one problem
   Plan& plan_for(const GemmProblem& p);
-  static void set_block_scale_modes(Plan& plan, const GemmProblem& p);
+  static void set_block_scale_modes(Plan& plan, const GemmProblem& p, const void* placeholder);
 
   cudaStream_t stream_;
   void* handle_ = nullptr;  // cublasLtHandle_t
