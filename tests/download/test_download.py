@@ -1,0 +1,259 @@
+"""`virnucpro models download` against a loopback stand-in of the Hub (hub_server.py): the cache layout
+(checked by the real huggingface_hub client), resume after a dropped connection, hash mismatch, 404,
+401, a stalled server, and `predict` on what was downloaded.
+
+Usage: test_download.py --binary VIRNUCPRO --data tests/data --example examples/example.fa
+                        [--venv DIR] [unittest arguments, e.g. -k HfClient]
+"""
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hub_server  # noqa: E402
+
+ARGS = None
+ESM = "facebook/esm2_t36_3B_UR50D"
+
+
+def read(path, mode="rb"):
+    with open(path, mode) as f:
+        return f.read()
+
+DNABERT = "zhihan1996/DNABERT-S"
+
+
+class ServerCase(unittest.TestCase):
+    """A fresh server state and empty caches for each test."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = hub_server.HubServer(ARGS.data)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.shutdown()
+
+    def setUp(self):
+        self.server.reset()
+        self.tmp = tempfile.TemporaryDirectory()
+        self.hub = os.path.join(self.tmp.name, "hub")
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "VIRNUCPRO_"))}
+        self.env.update({
+            "HOME": self.tmp.name,
+            "HF_HUB_CACHE": self.hub,
+            "XDG_CACHE_HOME": os.path.join(self.tmp.name, "xdg"),
+            "TORCH_HOME": os.path.join(self.tmp.name, "torch"),
+            "HF_ENDPOINT": self.server.url,
+            "VIRNUCPRO_CLASSIFIER_URL": self.server.url + "/VirNucPro",
+            "VIRNUCPRO_DOWNLOAD_RETRIES": "0",
+            "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+        })
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def run_vnp(self, *args, timeout=60, **env):
+        e = dict(self.env, **env)
+        return subprocess.run([ARGS.binary, *args], env=e, capture_output=True, text=True, timeout=timeout,
+                              cwd=self.tmp.name)
+
+    def snapshot(self, repo):
+        return os.path.join(self.hub, "models--" + repo.replace("/", "--"), "snapshots",
+                            self.server.repos[repo].commit)
+
+    def error_lines(self, r):
+        return [line for line in r.stderr.splitlines() if "error" in line]
+
+
+class DownloadTest(ServerCase):
+    def test_download_layout_then_predict(self):
+        r = self.run_vnp("models", "download", "all")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len([l for l in r.stdout.splitlines() if l.startswith("ok  ")]), 4, r.stdout)
+        self.assertIn("%s, revision main (commit %s)" % (ESM, self.server.repos[ESM].commit), r.stdout)
+        # Only what predict reads: the safetensors copy, never the second weight file of ESM-2.
+        self.assertEqual(self.server.requests("GET", "/%s/resolve/main/pytorch_model.bin" % ESM), [])
+        self.assertEqual(self.server.requests("GET", "esm2_t36_3B_UR50D/resolve/%s/pytorch_model.bin"
+                                              % self.server.repos[ESM].commit), [])
+        for repo in (ESM, DNABERT):
+            root = os.path.join(self.hub, "models--" + repo.replace("/", "--"))
+            self.assertEqual(read(os.path.join(root, "refs", "main"), "r"), self.server.repos[repo].commit)
+            for name, data in self.server.repos[repo].files.items():
+                link = os.path.join(self.snapshot(repo), name)
+                if repo == ESM and name == "pytorch_model.bin":
+                    self.assertFalse(os.path.lexists(link))
+                    continue
+                target = os.readlink(link)
+                self.assertTrue(target.startswith("../../blobs/"), target)
+                self.assertEqual(read(link), data)
+            self.assertEqual([f for f in os.listdir(os.path.join(root, "blobs")) if f.endswith(".incomplete")], [])
+        classifier = os.path.join(self.tmp.name, "xdg", "virnucpro", "500_model.pth")
+        self.assertEqual(read(classifier), self.server.raw["500_model.pth"])
+
+        # A second run transfers nothing.
+        self.server.reset()
+        r = self.run_vnp("models", "download")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.count("already there"), 3, r.stdout)
+        self.assertEqual(self.server.requests("GET"), [])
+
+        # `models check` says where each model came from; predict finds them all by itself.
+        r = self.run_vnp("models", "check")
+        self.assertIn("from %s, revision main (commit %s)" % (DNABERT, self.server.repos[DNABERT].commit), r.stdout)
+        self.assertIn("from %s/VirNucPro/500_model.pth" % self.server.url, r.stdout)
+        out = os.path.join(self.tmp.name, "pred")
+        r = self.run_vnp("predict", ARGS.example, "-m", "500", "-o", out, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(os.path.getsize(os.path.join(out, "prediction_results.txt")) > 0 or
+                        any(f.endswith("prediction_results.txt") for f in os.listdir(out)), os.listdir(out))
+
+    def test_resume_after_dropped_connection(self):
+        size = len(self.server.repos[ESM].files["model.safetensors"])
+        cut = 300000
+        self.server.drop_after["model.safetensors"] = cut
+        r = self.run_vnp("models", "download", "esm")
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("run the command again to resume", r.stderr)
+        self.assertEqual(len(self.error_lines(r)), 1, r.stderr)
+        blobs = os.path.join(self.hub, "models--facebook--esm2_t36_3B_UR50D", "blobs")
+        sha = hashlib.sha256(self.server.repos[ESM].files["model.safetensors"]).hexdigest()
+        self.assertEqual(os.path.getsize(os.path.join(blobs, sha + ".incomplete")), cut)
+        self.assertFalse(os.path.exists(os.path.join(blobs, sha)))
+        self.assertFalse(os.path.lexists(os.path.join(self.snapshot(ESM), "model.safetensors")))
+
+        self.server.reset()
+        r = self.run_vnp("models", "download", "esm")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        gets = self.server.requests("GET", "/lfs/" + sha)
+        self.assertEqual([g["headers"].get("Range") for g in gets], ["bytes=%d-" % cut])
+        self.assertIn("%.2f MB fetched" % ((size - cut) / 1e6 + 0.0), r.stdout.replace("0.00 MB", "x"))
+        self.assertEqual(read(os.path.join(blobs, sha)), self.server.repos[ESM].files["model.safetensors"])
+        self.assertFalse(os.path.exists(os.path.join(blobs, sha + ".incomplete")))
+
+    def test_retry_resumes_within_one_run(self):
+        self.server.drop_after["pytorch_model.bin"] = 1000000
+        r = self.run_vnp("models", "download", "dnabert", VIRNUCPRO_DOWNLOAD_RETRIES="2",
+                         VIRNUCPRO_DOWNLOAD_BACKOFF_MS="10")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("retrying", r.stderr)
+        ranges = [g["headers"].get("Range") for g in self.server.requests("GET", "/lfs/")]
+        self.assertEqual(ranges, [None, "bytes=1000000-"])
+
+    def test_wrong_hash_is_refused(self):
+        self.server.wrong_hash.add("model.safetensors")
+        r = self.run_vnp("models", "download", "esm")
+        self.assertEqual(r.returncode, 3, r.stderr)
+        data = self.server.repos[ESM].files["model.safetensors"]
+        good, bad = hashlib.sha256(data).hexdigest(), hashlib.sha256(b"something else").hexdigest()
+        line = self.error_lines(r)
+        self.assertEqual(len(line), 1, r.stderr)
+        for part in (ESM + "/model.safetensors", good, bad):
+            self.assertIn(part, line[0])
+        blobs = os.path.join(self.hub, "models--facebook--esm2_t36_3B_UR50D", "blobs")
+        self.assertEqual(sorted(f for f in os.listdir(blobs) if bad in f or good in f), [])
+        self.assertFalse(os.path.lexists(os.path.join(self.snapshot(ESM), "model.safetensors")))
+        # A small file is checked against its git blob id.
+        self.server.reset()
+        self.server.wrong_hash.add("tokenizer.json")
+        r = self.run_vnp("models", "download", "dnabert")
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("DNABERT-S/tokenizer.json: downloaded content has git blob id", r.stderr)
+        self.assertFalse(os.path.lexists(os.path.join(self.snapshot(DNABERT), "tokenizer.json")))
+
+    def test_404_and_401_are_one_clear_line(self):
+        self.server.missing.add("tokenizer.json")
+        r = self.run_vnp("models", "download", "dnabert")
+        self.assertEqual(r.returncode, 3, r.stderr)
+        lines = self.error_lines(r)
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertIn(DNABERT + "/tokenizer.json: HTTP 404", lines[0])
+        self.assertIn("check --revision", lines[0])
+
+        self.server.reset()
+        r = self.run_vnp("models", "download", "esm", "--revision", "no-such-branch")
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("HTTP 404", r.stderr)
+
+        self.server.reset()
+        self.server.token = "s3cret"
+        r = self.run_vnp("models", "download", "esm")
+        self.assertEqual(r.returncode, 3, r.stderr)
+        lines = self.error_lines(r)
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertIn(ESM + "/config.json: HTTP 401", lines[0])
+        self.assertIn("HF_TOKEN", lines[0])
+        self.server.log = []
+        r = self.run_vnp("models", "download", "esm", HF_TOKEN="s3cret")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # The token goes to the Hub, never to the storage large files are redirected to.
+        self.assertTrue(all("Authorization" not in g["headers"] for g in self.server.requests(contains="/lfs/")))
+        self.assertTrue(all(g["headers"].get("Authorization") == "Bearer s3cret"
+                            for g in self.server.requests(contains="/resolve/")))
+
+    def test_classifier_not_found_names_url(self):
+        self.server.missing.add("300_model.pth")
+        r = self.run_vnp("models", "download", "classifier", "-m", "300")
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("/VirNucPro/300_model.pth: HTTP 404", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp.name, "xdg", "virnucpro", "300_model.pth")))
+
+    def test_stalled_server_times_out(self):
+        self.server.stall.add("pytorch_model.bin")
+        start = time.monotonic()
+        r = self.run_vnp("models", "download", "dnabert", VIRNUCPRO_DOWNLOAD_TIMEOUT="2", timeout=50)
+        self.assertLess(time.monotonic() - start, 30)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        lines = self.error_lines(r)
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertIn("DNABERT-S/pytorch_model.bin", lines[0])
+        self.assertIn("VIRNUCPRO_DOWNLOAD_TIMEOUT", lines[0])
+
+
+class HfClientTest(ServerCase):
+    """The real huggingface_hub client, offline, finds every file we wrote: the layout is the Hub's own."""
+
+    def test_huggingface_hub_reads_our_cache(self):
+        if not ARGS.venv:
+            self.skipTest("needs --venv")
+        python = os.path.join(ARGS.venv, "bin", "python")
+        if not os.path.exists(python):
+            subprocess.run([sys.executable, "-m", "venv", ARGS.venv], check=True)
+            subprocess.run([python, "-m", "pip", "install", "-q", "huggingface_hub"], check=True)
+        r = self.run_vnp("models", "download", "esm")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.run_vnp("models", "download", "dnabert")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        script = (
+            "import sys, huggingface_hub as h\n"
+            "for repo, f in [(a.split(':')[0], a.split(':')[1]) for a in sys.argv[1:]]:\n"
+            "    print(h.hf_hub_download(repo, f, revision='main', local_files_only=True))\n")
+        wanted = ["%s:%s" % (ESM, f) for f in ("config.json", "vocab.txt", "model.safetensors")] + \
+                 ["%s:%s" % (DNABERT, f) for f in ("config.json", "tokenizer.json", "pytorch_model.bin")]
+        env = dict(self.env, HF_HUB_OFFLINE="1")
+        out = subprocess.run([python, "-c", script, *wanted], env=env, capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        paths = out.stdout.split()
+        self.assertEqual(len(paths), len(wanted))
+        for path, spec in zip(paths, wanted):
+            repo, f = spec.split(":")
+            self.assertEqual(path, os.path.join(self.snapshot(repo), f))
+            self.assertEqual(read(path), self.server.repos[repo].files[f])
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--example", required=True)
+    parser.add_argument("--venv", default="")
+    ARGS, rest = parser.parse_known_args()
+    for name in ("binary", "data", "example", "venv"):
+        if getattr(ARGS, name):
+            setattr(ARGS, name, os.path.abspath(getattr(ARGS, name)))
+    unittest.main(argv=[sys.argv[0], *rest])
