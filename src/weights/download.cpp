@@ -144,7 +144,8 @@ Fetched fetch_resumable(http::Client& client, const std::string& url, const std:
   std::error_code ec;
   uint64_t have = fs::exists(t.part, ec) ? fs::file_size(t.part, ec) : 0;
   if (t.size && have > *t.size) have = 0;
-  if (have > 0) log::info("{}: resuming at {} of {}", t.label, human_bytes(have), human_bytes(*t.size));
+  if (have > 0)
+    log::info("{}: resuming after the {} received before", t.label, human_bytes(static_cast<double>(have)));
   std::FILE* out = std::fopen(t.part.c_str(), have > 0 ? "ab" : "wb");
   if (out == nullptr) throw ModelError(t.part.string(), "", "cannot be written");
   std::unique_ptr<std::FILE, decltype(&std::fclose)> file(out, std::fclose);
@@ -171,7 +172,10 @@ Fetched fetch_resumable(http::Client& client, const std::string& url, const std:
     const http::Response r =
         client.get(url, headers, from, sink, [&](uint64_t now, uint64_t) { progress.update(now); });
     std::fflush(out);
-    if (r.status == 416 && total && have == *total) return;
+    // 416: nothing after `from`; the file is whole when the server's size ("bytes */N") is what we have.
+    if (r.status == 416 &&
+        (total ? have == *total : r.header("content-range") == "bytes */" + std::to_string(have)))
+      return;
     if (r.status != 200 && r.status != 206) http_failure(t.label, url, r.status);
     if (!total) {
       if (const std::string cl = r.header("content-length"); !cl.empty())

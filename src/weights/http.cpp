@@ -1,6 +1,7 @@
 #include "weights/http.h"
 
 #include <curl/curl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -107,6 +108,19 @@ bool transient_curl_error(CURLcode code) {
   }
 }
 
+// The CA certificates: CURL_CA_BUNDLE or SSL_CERT_FILE, else the first bundle of the common
+// distributions. libcurl only knows the path of the system it was built on (Debian's), and the
+// release runs on others too.
+std::string ca_bundle() {
+  for (const char* var : {"CURL_CA_BUNDLE", "SSL_CERT_FILE"})
+    if (auto v = env::get(var)) return *v;
+  for (const char* path : {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
+                           "/etc/ssl/ca-bundle.pem", "/etc/pki/tls/cacert.pem", "/etc/ssl/cert.pem"}) {
+    if (::access(path, R_OK) == 0) return path;
+  }
+  return "";
+}
+
 struct SlistDeleter {
   void operator()(curl_slist* list) const { curl_slist_free_all(list); }
 };
@@ -168,6 +182,8 @@ Response Client::perform(const std::string& url, const std::vector<std::string>&
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(c, CURLOPT_USERAGENT, user_agent.c_str());
+  static const std::string ca = ca_bundle();
+  if (!ca.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, ca.c_str());
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, list.get());
   curl_easy_setopt(c, CURLOPT_NOBODY, head ? 1L : 0L);
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, head ? 0L : 1L);

@@ -170,3 +170,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+
+
+if __name__ == "__main__":
+    # python3 hub_server.py DATA_DIR URL_FILE: serves until killed; the URL is written to URL_FILE.
+    import sys
+
+    server = HubServer(sys.argv[1])
+    with open(sys.argv[2], "w") as f:
+        f.write(server.url)
+    server.thread.join()

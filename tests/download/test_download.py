@@ -196,6 +196,28 @@ class DownloadTest(ServerCase):
         self.assertTrue(all(g["headers"].get("Authorization") == "Bearer s3cret"
                             for g in self.server.requests(contains="/resolve/")))
 
+    def test_classifier_resumes(self):
+        data = self.server.raw["500_model.pth"]
+        part = os.path.join(self.tmp.name, "xdg", "virnucpro", "500_model.pth")
+        self.server.drop_after["500_model.pth"] = 10000
+        r = self.run_vnp("models", "download", "classifier")
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertEqual(os.path.getsize(part + ".incomplete"), 10000)
+        self.assertFalse(os.path.exists(part))
+        self.server.reset()
+        r = self.run_vnp("models", "download", "classifier")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([g["headers"].get("Range") for g in self.server.requests("GET", "500_model.pth")],
+                         ["bytes=10000-"])
+        self.assertEqual(read(part), data)
+        # A whole file left under the temporary name (cut before its rename): the server has nothing
+        # more (416), and it is taken after its check.
+        os.rename(part, part + ".incomplete")
+        os.remove(part + ".source.json")
+        r = self.run_vnp("models", "download", "classifier")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(read(part), data)
+
     def test_classifier_not_found_names_url(self):
         self.server.missing.add("300_model.pth")
         r = self.run_vnp("models", "download", "classifier", "-m", "300")
