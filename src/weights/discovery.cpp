@@ -139,10 +139,12 @@ std::string download_hint(ModelKind kind) {
   switch (kind) {
     case ModelKind::Esm2:
       return hint +
-             "hf download facebook/esm2_t36_3B_UR50D --include config.json vocab.txt 'pytorch_model*')";
+             "hf download facebook/esm2_t36_3B_UR50D --include config.json --include vocab.txt --include "
+             "'pytorch_model*')";
     case ModelKind::Dnabert:
       return hint +
-             "hf download zhihan1996/DNABERT-S --include config.json tokenizer.json pytorch_model.bin)";
+             "hf download zhihan1996/DNABERT-S --include config.json --include tokenizer.json --include "
+             "pytorch_model.bin)";
     case ModelKind::Classifier300:
     case ModelKind::Classifier500:
       return hint + "curl -L --create-dirs -o ~/.cache/virnucpro/" + k.local_file + " " + kClassifierBaseUrl +

@@ -6,12 +6,14 @@ It speaks the Hub protocol that huggingface_hub and `virnucpro models download` 
     large (LFS) files: 302 to http://localhost:PORT/lfs/{sha256} (another origin) with X-Linked-Etag = sha256, X-Linked-Size, X-Repo-Commit
   GET /lfs/{sha256}: the bytes, with Range requests (206, Content-Range)
   GET /VirNucPro/{300,500}_model.pth: the classifier files (Range too)
+  GET /api/models/{org}/{name}/{revision,tree}/{revision}: commit and file list (`hf download --include`)
 Faults, set on the server object: a dropped connection after N bytes, a wrong hash, a missing file,
 a required token, a stall. Every request is logged (method, path, headers) for the tests' asserts.
 Python standard library only.
 """
 import hashlib
 import http.server
+import json
 import os
 import threading
 import time
@@ -87,6 +89,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         path = urllib.parse.urlparse(self.path).path
         srv.log.append({"method": self.command, "path": path, "headers": dict(self.headers.items())})
         parts = path.strip("/").split("/")
+        if len(parts) == 6 and parts[:2] == ["api", "models"] and parts[4] in ("revision", "tree") and not head:
+            return self.repo_info("/".join(parts[2:4]), urllib.parse.unquote(parts[5]), parts[4] == "tree")
         if len(parts) >= 5 and parts[2] == "resolve":
             return self.resolve("/".join(parts[:2]), urllib.parse.unquote(parts[3]), "/".join(parts[4:]), head)
         if len(parts) == 2 and parts[0] == "lfs" and parts[1] in srv.lfs:
@@ -96,6 +100,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if len(parts) == 2 and parts[0] == "VirNucPro" and parts[1] in srv.raw and parts[1] not in srv.missing:
             return self.send_bytes(srv.raw[parts[1]], head, parts[1])
         self.send_error_code(404, "EntryNotFound")
+
+    def repo_info(self, repo_name, revision, tree):
+        """The commit and file list `hf download --include` (snapshot_download) asks for first."""
+        repo = self.server.repos.get(repo_name)
+        if repo is None or revision not in ("main", repo.commit):
+            return self.send_error_code(404, "RepoNotFound")
+        if tree:
+            info = [{"type": "file", "path": f, "size": len(d), "oid": git_blob_id(d)}
+                    for f, d in sorted(repo.files.items())]
+        else:
+            info = {"id": repo_name, "modelId": repo_name, "sha": repo.commit,
+                    "siblings": [{"rfilename": f} for f in sorted(repo.files)]}
+        body = json.dumps(info).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def resolve(self, repo_name, revision, file, head):
         srv = self.server

@@ -8,6 +8,8 @@ Usage: test_download.py --binary VIRNUCPRO --data tests/data --example examples/
 import argparse
 import hashlib
 import os
+import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -238,15 +240,36 @@ class DownloadTest(ServerCase):
 
 
 class HfClientTest(ServerCase):
-    """The real huggingface_hub client, offline, finds every file we wrote: the layout is the Hub's own."""
+    """The real huggingface_hub client (PyPI, in a venv): offline it finds every file we wrote, so the
+    layout is the Hub's own; and the `hf download` hints the program prints fetch what it needs."""
 
-    def test_huggingface_hub_reads_our_cache(self):
+    def setUp(self):
+        super().setUp()
         if not ARGS.venv:
             self.skipTest("needs --venv")
-        python = os.path.join(ARGS.venv, "bin", "python")
-        if not os.path.exists(python):
+        if not os.path.exists(os.path.join(ARGS.venv, "bin", "hf")):
             subprocess.run([sys.executable, "-m", "venv", ARGS.venv], check=True)
-            subprocess.run([python, "-m", "pip", "install", "-q", "huggingface_hub"], check=True)
+            subprocess.run([os.path.join(ARGS.venv, "bin", "pip"), "install", "-q", "huggingface_hub"], check=True)
+
+    def test_printed_hf_hints_fetch_what_predict_needs(self):
+        r = self.run_vnp("models", "check")
+        hints = re.findall(r"\(or: (hf download [^)]*)\)", r.stdout)
+        self.assertEqual(len(hints), 2, r.stdout)
+        for hint in hints:
+            args = shlex.split(hint)
+            out = subprocess.run([os.path.join(ARGS.venv, "bin", "hf"), *args[1:]], env=self.env,
+                                 capture_output=True, text=True)
+            self.assertEqual(out.returncode, 0, hint + "\n" + out.stderr)
+        self.assertEqual(sorted(os.listdir(self.snapshot(ESM))), ["config.json", "pytorch_model.bin", "vocab.txt"])
+        self.assertEqual(sorted(os.listdir(self.snapshot(DNABERT))), ["config.json", "pytorch_model.bin", "tokenizer.json"])
+        r = self.run_vnp("models", "check")
+        # Found where hf put them (the tiny models are "wrong" only in their sizes).
+        for name, repo in (("esm2", ESM), ("dnabert", DNABERT)):
+            self.assertIn("%s  %s: embeddings are" % (name, self.snapshot(repo)), r.stdout)
+            self.assertIn("(from %s, revision main" % repo, r.stdout)
+
+    def test_huggingface_hub_reads_our_cache(self):
+        python = os.path.join(ARGS.venv, "bin", "python")
         r = self.run_vnp("models", "download", "esm")
         self.assertEqual(r.returncode, 0, r.stderr)
         r = self.run_vnp("models", "download", "dnabert")
