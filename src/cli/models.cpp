@@ -166,8 +166,8 @@ void download(const ModelsOptions& o) {
     std::string from = r.source;
     if (!r.commit.empty())
       from += ", revision " + r.revision + (r.revision == r.commit ? "" : " (commit " + r.commit + ")");
-    std::cout << "ok  " << weights::model_kind_name(kind) << "  " << from << ": " << r.files << " files, "
-              << gigabytes(r.bytes_total)
+    std::cout << "ok  " << weights::model_kind_name(kind) << "  " << from << ": " << r.files
+              << (r.files == 1 ? " file, " : " files, ") << gigabytes(r.bytes_total)
               << (r.bytes_fetched == 0 ? ", already there" : ", " + gigabytes(r.bytes_fetched) + " fetched")
               << "  -> " << r.path.string() << std::endl;
   }

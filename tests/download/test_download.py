@@ -134,7 +134,7 @@ class DownloadTest(ServerCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         gets = self.server.requests("GET", "/lfs/" + sha)
         self.assertEqual([g["headers"].get("Range") for g in gets], ["bytes=%d-" % cut])
-        self.assertIn("%.2f MB fetched" % ((size - cut) / 1e6 + 0.0), r.stdout.replace("0.00 MB", "x"))
+        self.assertIn("%.2f MB fetched" % ((size - cut) / 1e6), r.stdout)
         self.assertEqual(read(os.path.join(blobs, sha)), self.server.repos[ESM].files["model.safetensors"])
         self.assertFalse(os.path.exists(os.path.join(blobs, sha + ".incomplete")))
 
