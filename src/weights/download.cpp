@@ -35,23 +35,32 @@ std::string human_bytes(double bytes) {
   return buf;
 }
 
-// One file's bar on stderr: "  model.safetensors  1.2 GB / 11.4 GB  85.3 MB/s  ETA 2m01s".
+// One file's bar on stderr: "  model.safetensors  1.2 GB / 11.4 GB  85.3 MB/s  ETA 2m01s", redrawn at
+// most 5 times a second and once more, with the final count, when the file ends.
 class ProgressBar {
  public:
   ProgressBar(bool enabled, std::string name, uint64_t already, uint64_t total)
       : enabled_(enabled), name_(std::move(name)), already_(already), total_(total) {}
   ~ProgressBar() {
+    if (enabled_ && received_ > 0) draw(std::chrono::steady_clock::now());
     if (drawn_) std::cerr << '\n';
   }
-  void update(uint64_t received_now) {
+  // received_now: bytes of this transfer; transfer_total: what the server announced for it (0: unknown).
+  void update(uint64_t received_now, uint64_t transfer_total) {
     if (!enabled_) return;
+    received_ = received_now;
+    if (total_ == 0 && transfer_total > 0) total_ = already_ + transfer_total;
     const auto now = std::chrono::steady_clock::now();
-    if (drawn_ && now - last_ < std::chrono::milliseconds(200)) return;
+    if (!drawn_ || now - last_ >= std::chrono::milliseconds(200)) draw(now);
+  }
+
+ private:
+  void draw(std::chrono::steady_clock::time_point now) {
     last_ = now;
     drawn_ = true;
     const double seconds = std::chrono::duration<double>(now - start_).count();
-    const double rate = seconds > 0 ? static_cast<double>(received_now) / seconds : 0;
-    const uint64_t have = already_ + received_now;
+    const double rate = seconds > 0 ? static_cast<double>(received_) / seconds : 0;
+    const uint64_t have = already_ + received_;
     std::string line = "  " + name_ + "  " + human_bytes(static_cast<double>(have));
     if (total_ > 0) line += " / " + human_bytes(static_cast<double>(total_));
     line += "  " + human_bytes(rate) + "/s";
@@ -64,10 +73,9 @@ class ProgressBar {
     std::cerr << "\r\033[K" << line << std::flush;
   }
 
- private:
   bool enabled_;
   std::string name_;
-  uint64_t already_, total_;
+  uint64_t already_, total_, received_ = 0;
   bool drawn_ = false;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_;
 };
@@ -169,8 +177,8 @@ Fetched fetch_resumable(http::Client& client, const std::string& url, const std:
       have += n;
       result.bytes += n;
     };
-    const http::Response r =
-        client.get(url, headers, from, sink, [&](uint64_t now, uint64_t) { progress.update(now); });
+    const http::Response r = client.get(
+        url, headers, from, sink, [&](uint64_t now, uint64_t announced) { progress.update(now, announced); });
     std::fflush(out);
     // 416: nothing after `from`; the file is whole when the server's size ("bytes */N") is what we have.
     if (r.status == 416 &&

@@ -8,6 +8,7 @@ Usage: test_download.py --binary VIRNUCPRO --data tests/data --example examples/
 import argparse
 import hashlib
 import os
+import pty
 import re
 import shlex
 import subprocess
@@ -193,10 +194,40 @@ class DownloadTest(ServerCase):
         self.server.log = []
         r = self.run_vnp("models", "download", "esm", HF_TOKEN="s3cret")
         self.assertEqual(r.returncode, 0, r.stderr)
+        # A token saved by `hf auth login` ($HF_HOME/token) serves as well.
+        os.makedirs(os.path.join(self.tmp.name, "hfhome"))
+        with open(os.path.join(self.tmp.name, "hfhome", "token"), "w") as f:
+            f.write("s3cret\n")
+        r = self.run_vnp("models", "download", "dnabert", HF_HOME=os.path.join(self.tmp.name, "hfhome"))
+        self.assertEqual(r.returncode, 0, r.stderr)
         # The token goes to the Hub, never to the storage large files are redirected to.
         self.assertTrue(all("Authorization" not in g["headers"] for g in self.server.requests(contains="/lfs/")))
         self.assertTrue(all(g["headers"].get("Authorization") == "Bearer s3cret"
                             for g in self.server.requests(contains="/resolve/")))
+
+    def test_cache_dir_and_progress_bar_on_a_terminal(self):
+        other = os.path.join(self.tmp.name, "elsewhere")
+        master, slave = pty.openpty()
+        p = subprocess.Popen([ARGS.binary, "models", "download", "dnabert", "--cache-dir", other], env=self.env,
+                             stdout=subprocess.PIPE, stderr=slave, cwd=self.tmp.name)
+        os.close(slave)
+        err = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            err += chunk
+        out = p.communicate(timeout=60)[0].decode()
+        os.close(master)
+        self.assertEqual(p.returncode, 0, err)
+        text = err.decode(errors="replace")
+        self.assertRegex(text, r"pytorch_model\.bin  [0-9.]+ [kM]?B / 2\.4 MB  [0-9.]+ [kMG]?B/s")
+        self.assertIn("is not where predict looks: set HF_HUB_CACHE=" + other, text)
+        self.assertIn(os.path.join(other, "models--zhihan1996--DNABERT-S", "snapshots"), out)
+        self.assertFalse(os.path.exists(self.hub))
 
     def test_classifier_resumes(self):
         data = self.server.raw["500_model.pth"]
