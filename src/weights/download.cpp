@@ -1,5 +1,7 @@
 #include "weights/download.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -78,6 +80,31 @@ class ProgressBar {
   uint64_t already_, total_, received_ = 0;
   bool drawn_ = false;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_;
+};
+
+// An exclusive flock(2) on a lock file while one file is fetched, so that two downloads into one cache
+// (two shells, cluster jobs) never write one temporary file together. The Hub files' locks are
+// huggingface_hub's own (.locks/models--ORG--NAME/<etag>.lock, taken with flock by its filelock).
+class FileLock {
+ public:
+  FileLock(const fs::path& path, const std::string& label) {
+    fs::create_directories(path.parent_path());
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw ModelError(path.string(), "", "cannot create the lock file");
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      log::info("{}: waiting for another download of it to finish", label);
+      ::flock(fd_, LOCK_EX);
+    }
+  }
+  ~FileLock() {
+    ::flock(fd_, LOCK_UN);
+    ::close(fd_);
+  }
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+ private:
+  int fd_ = -1;
 };
 
 // ---------------------------------------------------------------- resumable transfer
@@ -258,7 +285,8 @@ class Hub {
         options_(o),
         endpoint_(hub_endpoint()),
         client_(http::Settings::from_env()),
-        root_(o.hub_cache / hub_repo_folder(repo_)) {
+        root_(o.hub_cache / hub_repo_folder(repo_)),
+        locks_(o.hub_cache / ".locks" / hub_repo_folder(repo_)) {
     if (auto t = hub_token()) auth_ = "Authorization: Bearer " + *t;
   }
 
@@ -278,7 +306,10 @@ class Hub {
     const fs::path blob = root_ / "blobs" / meta.etag;
     uint64_t fetched = 0;
     std::error_code ec;
-    if (!fs::exists(blob, ec)) fetched = fetch_blob(label, meta, blob);
+    if (!fs::exists(blob, ec)) {
+      const FileLock lock(locks_ / (meta.etag + ".lock"), label);
+      if (!fs::exists(blob, ec)) fetched = fetch_blob(label, meta, blob);  // unless the other one did
+    }
     link_snapshot(file, meta);
     return fetched;
   }
@@ -378,7 +409,7 @@ class Hub {
   const DownloadOptions& options_;
   std::string endpoint_;
   http::Client client_;
-  fs::path root_;
+  fs::path root_, locks_;
   std::string auth_;
   std::string revision_ = "main";
 };
@@ -460,11 +491,12 @@ DownloadResult download_classifier(ModelKind kind, const DownloadOptions& o) {
   const fs::path dest = o.classifier_dir / name;
   DownloadResult result{url, "", "", dest, 1, 0, 0};
   std::error_code ec;
-  if (fs::exists(dest, ec)) {
+  std::optional<FileLock> lock;
+  if (!fs::exists(dest, ec)) lock.emplace(dest.string() + ".lock", url);
+  if (fs::exists(dest, ec)) {  // there already, or fetched by the download we waited for
     result.bytes_total = fs::file_size(dest, ec);
     return result;
   }
-  fs::create_directories(o.classifier_dir);
   http::Client client(http::Settings::from_env());
   Target t;
   t.label = url;

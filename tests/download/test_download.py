@@ -6,6 +6,7 @@ Usage: test_download.py --binary VIRNUCPRO --data tests/data --example examples/
                         [--venv DIR] [unittest arguments, e.g. -k HfClient]
 """
 import argparse
+import fcntl
 import hashlib
 import os
 import pty
@@ -228,6 +229,24 @@ class DownloadTest(ServerCase):
         self.assertIn("is not where predict looks: set HF_HUB_CACHE=" + other, text)
         self.assertIn(os.path.join(other, "models--zhihan1996--DNABERT-S", "snapshots"), out)
         self.assertFalse(os.path.exists(self.hub))
+
+    def test_a_second_download_waits_for_the_first(self):
+        # Holding the lock huggingface_hub and we take for a blob: the download waits, then goes on.
+        sha = hashlib.sha256(self.server.repos[DNABERT].files["pytorch_model.bin"]).hexdigest()
+        lock_path = os.path.join(self.hub, ".locks", "models--zhihan1996--DNABERT-S", sha + ".lock")
+        os.makedirs(os.path.dirname(lock_path))
+        with open(lock_path, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            p = subprocess.Popen([ARGS.binary, "models", "download", "dnabert"], env=self.env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=self.tmp.name)
+            time.sleep(1.5)
+            self.assertIsNone(p.poll())
+            self.assertEqual(self.server.requests("GET", "/lfs/"), [])
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertIn("pytorch_model.bin: waiting for another download of it to finish", err)
+        self.assertEqual(len(self.server.requests("GET", "/lfs/")), 1)
 
     def test_classifier_resumes(self):
         data = self.server.raw["500_model.pth"]
