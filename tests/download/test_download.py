@@ -270,6 +270,17 @@ class DownloadTest(ServerCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(read(part), data)
 
+    def test_a_file_that_is_not_the_classifier_is_refused(self):
+        self.server.raw["300_model.pth"] = b"<html>rate limited</html>"
+        try:
+            r = self.run_vnp("models", "download", "classifier", "-m", "300")
+        finally:
+            self.server.raw["300_model.pth"] = self.server.raw["500_model.pth"]
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("300_model.pth: the downloaded file is not the VirNucPro classifier", r.stderr)
+        folder = os.path.join(self.tmp.name, "xdg", "virnucpro")
+        self.assertEqual([f for f in os.listdir(folder) if not f.endswith(".lock")], [])
+
     def test_classifier_not_found_names_url(self):
         self.server.missing.add("300_model.pth")
         r = self.run_vnp("models", "download", "classifier", "-m", "300")
