@@ -3,6 +3,8 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(HTSLIB REQUIRED IMPORTED_TARGET htslib)
 pkg_check_modules(LIBZIP REQUIRED IMPORTED_TARGET libzip)
 pkg_check_modules(OPENBLAS REQUIRED IMPORTED_TARGET openblas)
+# `models download` (Debian libcurl4-gnutls-dev: libhts-dev needs the GnuTLS flavour).
+pkg_check_modules(LIBCURL REQUIRED IMPORTED_TARGET libcurl)
 find_package(ZLIB REQUIRED)
 find_package(Threads REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)

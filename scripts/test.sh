@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds virnucpro and runs the whole test suite (what CI runs): the CUDA build's no-GPU checks, the
-# parser fuzzers, the parser tests under ASan/UBSan, and last the release build with every test.
+# parser fuzzers, the parser tests under ASan/UBSan, the release build with every test, and last the
+# release tarball in a bare Debian root.
 # Usage: bash scripts/test.sh          (installs Debian packages first; set VNP_SKIP_DEPS=1 to skip)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,3 +35,6 @@ ctest --test-dir build-asan -j"$jobs" --output-on-failure -L parser --timeout 60
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$jobs"
 ctest --test-dir build -j"$jobs" --output-on-failure --timeout 600
+
+# 5. The release tarball, tested in a minimal Debian 12 root where nothing was built.
+bash scripts/test-release.sh

@@ -1,10 +1,14 @@
-// virnucpro models list|check|inspect: find, verify and describe weights (SPEC §1, §6).
+// virnucpro models list|check|inspect|download: find, verify, describe and fetch weights (SPEC §1, §6).
+#include <unistd.h>
+
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
 #include "util/error.h"
+#include "util/log.h"
 #include "weights/discovery.h"
+#include "weights/download.h"
 #include "weights/state_dict.h"
 
 namespace vnp::cli {
@@ -16,6 +20,10 @@ struct ModelsOptions {
   std::string inspect_path;
   bool json = false;
   std::string esm, dnabert, classifier_300, classifier_500;
+  // download
+  std::string what;  // esm, dnabert, classifier, all; "" = what `predict -m <chunk_length>` needs
+  int chunk_length = 500;
+  std::string cache_dir, revision = "main";
 };
 
 std::optional<std::filesystem::path> flag_of(ModelKind kind, const ModelsOptions& o) {
@@ -112,12 +120,15 @@ void check(const ModelsOptions& o) {
       const weights::ModelLocation where = weights::find_model(kind, flag_of(kind, o));
       const weights::StateDict dict = weights::load_state_dict(where.path);
       const std::string problem = check_shapes(kind, dict);
+      const std::string origin = weights::model_origin(where);
       if (problem.empty()) {
         std::cout << "ok       " << name << "  " << where.path.string() << "  (" << dict.format() << ", "
-                  << dict.size() << " tensors, found by " << where.found_by << ")\n";
+                  << dict.size() << " tensors, found by " << where.found_by
+                  << (origin.empty() ? "" : "; from " + origin) << ")\n";
       } else {
         ++problems;
-        std::cout << "wrong    " << name << "  " << where.path.string() << ": " << problem << '\n';
+        std::cout << "wrong    " << name << "  " << where.path.string() << ": " << problem
+                  << (origin.empty() ? "" : " (from " + origin + ")") << '\n';
       }
     } catch (const ModelError& e) {
       ++problems;
@@ -125,6 +136,46 @@ void check(const ModelsOptions& o) {
     }
   }
   if (problems) throw ModelError(std::to_string(problems) + " of 4 models missing or wrong (see above)");
+}
+
+std::vector<ModelKind> kinds_to_download(const ModelsOptions& o) {
+  const ModelKind classifier = o.chunk_length == 300 ? ModelKind::Classifier300 : ModelKind::Classifier500;
+  if (o.what == "esm") return {ModelKind::Esm2};
+  if (o.what == "dnabert") return {ModelKind::Dnabert};
+  if (o.what == "classifier") return {classifier};
+  if (o.what == "all") return kAllKinds;
+  return {ModelKind::Esm2, ModelKind::Dnabert, classifier};
+}
+
+std::string gigabytes(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, bytes >= 100'000'000 ? "%.1f GB" : "%.2f MB",
+                bytes >= 100'000'000 ? bytes / 1e9 : bytes / 1e6);
+  return buf;
+}
+
+// Fetches each model, one result line per model on stdout; stops at the first failure (a rerun resumes).
+void download(const ModelsOptions& o) {
+  weights::DownloadOptions d;
+  d.hub_cache = o.cache_dir.empty() ? weights::hub_cache_dir() : std::filesystem::path(o.cache_dir);
+  d.classifier_dir = weights::virnucpro_cache_dir();
+  d.revision = o.revision;
+  d.progress_bar = ::isatty(STDERR_FILENO) && spdlog::get_level() <= spdlog::level::info;
+  for (ModelKind kind : kinds_to_download(o)) {
+    const weights::DownloadResult r = weights::download_model(kind, d);
+    std::string from = r.source;
+    if (!r.commit.empty())
+      from += ", revision " + r.revision + (r.revision == r.commit ? "" : " (commit " + r.commit + ")");
+    std::cout << "ok  " << weights::model_kind_name(kind) << "  " << from << ": " << r.files
+              << (r.files == 1 ? " file, " : " files, ") << gigabytes(r.bytes_total)
+              << (r.bytes_fetched == 0 ? ", already there" : ", " + gigabytes(r.bytes_fetched) + " fetched")
+              << "  -> " << r.path.string() << std::endl;
+  }
+  if (!o.cache_dir.empty() && std::filesystem::path(o.cache_dir) != weights::hub_cache_dir())
+    log::warn(
+        "{} is not where predict looks: set HF_HUB_CACHE={} (or pass the snapshot folders to --esm-model "
+        "and --dnabert-model)",
+        o.cache_dir, o.cache_dir);
 }
 
 CommandAction setup(CLI::App& app, const GlobalOptions&) {
@@ -143,10 +194,23 @@ CommandAction setup(CLI::App& app, const GlobalOptions&) {
     sub->add_option("--classifier-300", opts->classifier_300, "300 bp classifier (.pth)");
     sub->add_option("--classifier-500", opts->classifier_500, "500 bp classifier (.pth)");
   }
-  return [opts, ins, lst, chk]() {
+  CLI::App* dl = models->add_subcommand(
+      "download",
+      "Fetch the published models (default: what `predict -m 500` needs) into the caches predict searches");
+  dl->add_option("what", opts->what, "esm, dnabert, classifier or all")
+      ->check(CLI::IsMember({"esm", "dnabert", "classifier", "all"}));
+  dl->add_option("-m,--chunk-length", opts->chunk_length, "Which classifier: 300 or 500")
+      ->check(CLI::IsMember({300, 500}));
+  dl->add_option("--cache-dir", opts->cache_dir,
+                 "Hugging Face cache for ESM-2 and DNABERT-S (default $HF_HUB_CACHE, $HF_HOME/hub or "
+                 "~/.cache/huggingface/hub)");
+  dl->add_option("--revision", opts->revision, "Branch, tag or commit of the Hub repositories")
+      ->capture_default_str();
+  return [opts, ins, lst, chk, dl]() {
     if (ins->parsed()) inspect(*opts);
     if (lst->parsed()) list(*opts);
     if (chk->parsed()) check(*opts);
+    if (dl->parsed()) download(*opts);
   };
 }
 

@@ -10,33 +10,36 @@
 #include "util/error.h"
 
 namespace vnp {
-namespace {
-
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new(), EVP_MD_CTX_free) { EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr); }
-  void update(const void* data, size_t n) { EVP_DigestUpdate(ctx_.get(), data, n); }
-  std::string hex() {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx_.get(), md.data(), &len);
-    static const char* digits = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < len; ++i) {
-      out += digits[md[i] >> 4];
-      out += digits[md[i] & 15];
-    }
-    return out;
-  }
-
- private:
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx_;
+struct StreamingHash::Context {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md{EVP_MD_CTX_new(), EVP_MD_CTX_free};
 };
 
-}  // namespace
+StreamingHash::StreamingHash(Algorithm algorithm) : ctx_(std::make_unique<Context>()) {
+  EVP_DigestInit_ex(ctx_->md.get(), algorithm == Algorithm::Sha1 ? EVP_sha1() : EVP_sha256(), nullptr);
+}
+StreamingHash::~StreamingHash() = default;
+StreamingHash::StreamingHash(StreamingHash&&) noexcept = default;
+StreamingHash& StreamingHash::operator=(StreamingHash&&) noexcept = default;
+
+void StreamingHash::update(const void* data, size_t n) {
+  EVP_DigestUpdate(ctx_->md.get(), data, n);
+}
+
+std::string StreamingHash::hex() {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx_->md.get(), md.data(), &len);
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += digits[md[i] >> 4];
+    out += digits[md[i] & 15];
+  }
+  return out;
+}
 
 std::string sha256_hex(const std::string& bytes) {
-  Sha256 h;
+  StreamingHash h;
   h.update(bytes.data(), bytes.size());
   return h.hex();
 }
@@ -44,7 +47,7 @@ std::string sha256_hex(const std::string& bytes) {
 std::string sha256_file_hex(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path.string(), "", "cannot open for reading");
-  Sha256 h;
+  StreamingHash h;
   std::vector<char> buf(1 << 20);
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));

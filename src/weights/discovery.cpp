@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "util/env.h"
 #include "util/error.h"
@@ -19,14 +20,20 @@ struct KindInfo {
   const char* hf_repo;     // "" when not on the Hugging Face hub
   const char* torch_file;  // "" when not a torch hub checkpoint
   const char* local_file;  // the original tool's file name in the working directory
+  const char* label;       // what a person calls it
+  const char* download;    // the `virnucpro models download` arguments
 };
 
 const KindInfo& info(ModelKind kind) {
-  static const KindInfo kEsm{"esm2", "VIRNUCPRO_ESM_MODEL", "facebook/esm2_t36_3B_UR50D",
-                             "esm2_t36_3B_UR50D.pt", ""};
-  static const KindInfo kDnabert{"dnabert", "VIRNUCPRO_DNABERT_MODEL", "zhihan1996/DNABERT-S", "", ""};
-  static const KindInfo k300{"classifier_300", "VIRNUCPRO_CLASSIFIER_300", "", "", "300_model.pth"};
-  static const KindInfo k500{"classifier_500", "VIRNUCPRO_CLASSIFIER_500", "", "", "500_model.pth"};
+  static const KindInfo kEsm{
+      "esm2", "VIRNUCPRO_ESM_MODEL", "facebook/esm2_t36_3B_UR50D", "esm2_t36_3B_UR50D.pt", "", "ESM-2",
+      "esm"};
+  static const KindInfo kDnabert{
+      "dnabert", "VIRNUCPRO_DNABERT_MODEL", "zhihan1996/DNABERT-S", "", "", "DNABERT-S", "dnabert"};
+  static const KindInfo k300{"classifier_300",        "VIRNUCPRO_CLASSIFIER_300", "", "", "300_model.pth",
+                             "the 300 bp classifier", "classifier -m 300"};
+  static const KindInfo k500{"classifier_500",        "VIRNUCPRO_CLASSIFIER_500", "", "", "500_model.pth",
+                             "the 500 bp classifier", "classifier -m 500"};
   switch (kind) {
     case ModelKind::Esm2:
       return kEsm;
@@ -45,12 +52,6 @@ fs::path home() {
   return h ? fs::path(*h) : fs::path("/");
 }
 
-fs::path hf_hub_dir() {
-  if (auto v = env::get("HF_HUB_CACHE")) return *v;
-  if (auto v = env::get("HF_HOME")) return fs::path(*v) / "hub";
-  return home() / ".cache" / "huggingface" / "hub";
-}
-
 fs::path torch_hub_checkpoints() {
   if (auto v = env::get("TORCH_HOME")) return fs::path(*v) / "hub" / "checkpoints";
   return home() / ".cache" / "torch" / "hub" / "checkpoints";
@@ -67,10 +68,7 @@ bool holds_weights(const fs::path& dir) {
 
 // Snapshots of one hub repo: the one refs/main names first, then the others, newest first.
 std::vector<fs::path> hf_snapshots(const std::string& repo) {
-  std::string folder = "models--" + repo;
-  std::replace(folder.begin(), folder.end(), '/', '-');
-  folder.replace(folder.find('-', 8), 1, "--");  // models--ORG--NAME
-  const fs::path root = hf_hub_dir() / folder;
+  const fs::path root = hub_cache_dir() / hub_repo_folder(repo);
   std::vector<fs::path> out;
   std::error_code ec;
   std::string main_ref;
@@ -94,6 +92,31 @@ const char* model_kind_name(ModelKind kind) {
   return info(kind).name;
 }
 
+const char* hub_repo(ModelKind kind) {
+  return info(kind).hf_repo;
+}
+
+const char* classifier_file_name(ModelKind kind) {
+  return info(kind).local_file;
+}
+
+fs::path hub_cache_dir() {
+  if (auto v = env::get("HF_HUB_CACHE")) return *v;
+  if (auto v = env::get("HF_HOME")) return fs::path(*v) / "hub";
+  return home() / ".cache" / "huggingface" / "hub";
+}
+
+fs::path virnucpro_cache_dir() {
+  if (auto v = env::get("XDG_CACHE_HOME")) return fs::path(*v) / "virnucpro";
+  return home() / ".cache" / "virnucpro";
+}
+
+std::string hub_repo_folder(const std::string& repo) {
+  std::string folder = repo;
+  if (const auto slash = folder.find('/'); slash != std::string::npos) folder.replace(slash, 1, "--");
+  return "models--" + folder;
+}
+
 std::vector<ModelLocation> model_search_places(ModelKind kind, const std::optional<fs::path>& flag) {
   const KindInfo& k = info(kind);
   std::vector<ModelLocation> places;
@@ -103,23 +126,80 @@ std::vector<ModelLocation> model_search_places(ModelKind kind, const std::option
     for (const fs::path& snap : hf_snapshots(k.hf_repo)) places.push_back({snap, "huggingface cache"});
   }
   if (*k.torch_file) places.push_back({torch_hub_checkpoints() / k.torch_file, "torch hub"});
-  if (*k.local_file) places.push_back({fs::path(k.local_file), "working directory"});
+  if (*k.local_file) {
+    places.push_back({fs::path(k.local_file), "working directory"});
+    places.push_back({virnucpro_cache_dir() / k.local_file, "virnucpro cache"});
+  }
   return places;
 }
 
 std::string download_hint(ModelKind kind) {
+  const KindInfo& k = info(kind);
+  std::string hint = std::string("virnucpro models download ") + k.download + "  (or: ";
   switch (kind) {
     case ModelKind::Esm2:
-      return "huggingface-cli download facebook/esm2_t36_3B_UR50D  (or: wget -P "
-             "~/.cache/torch/hub/checkpoints "
-             "https://dl.fbaipublicfiles.com/fair-esm/models/esm2_t36_3B_UR50D.pt)";
+      return hint +
+             "hf download facebook/esm2_t36_3B_UR50D --include config.json --include vocab.txt --include "
+             "'pytorch_model*')";
     case ModelKind::Dnabert:
-      return "huggingface-cli download zhihan1996/DNABERT-S";
+      return hint +
+             "hf download zhihan1996/DNABERT-S --include config.json --include tokenizer.json --include "
+             "pytorch_model.bin)";
     case ModelKind::Classifier300:
     case ModelKind::Classifier500:
-      return std::string("git clone https://github.com/Li-Jing-1997/VirNucPro && export ") +
-             info(kind).env_var + "=$PWD/VirNucPro/" + info(kind).local_file;
+      return hint + "curl -L --create-dirs -o ~/.cache/virnucpro/" + k.local_file + " " + kClassifierBaseUrl +
+             "/" + k.local_file + ")";
   }
+  return hint;
+}
+
+std::string model_origin(const ModelLocation& location) {
+  // A Hub snapshot: HUB/models--ORG--NAME/snapshots/COMMIT; the refs naming COMMIT are its revisions.
+  const fs::path snapshot = location.path.has_filename() ? location.path : location.path.parent_path();
+  const fs::path repo_root = snapshot.parent_path().parent_path();
+  const std::string folder = repo_root.filename().string();
+  if (snapshot.parent_path().filename() == "snapshots" && folder.starts_with("models--")) {
+    std::string repo = folder.substr(8);
+    if (const auto sep = repo.find("--"); sep != std::string::npos) repo.replace(sep, 2, "/");
+    const std::string commit = snapshot.filename().string();
+    std::string revisions;
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it(repo_root / "refs", ec), end; !ec && it != end;
+         it.increment(ec)) {
+      std::string ref;
+      if (it->is_regular_file(ec) && std::getline(std::ifstream(it->path()) >> std::ws, ref) && ref == commit)
+        revisions +=
+            (revisions.empty() ? "" : ", ") + fs::relative(it->path(), repo_root / "refs", ec).string();
+    }
+    return repo + ", revision " + (revisions.empty() ? commit : revisions + " (commit " + commit + ")");
+  }
+  // A downloaded classifier: its .source.json says where from.
+  try {
+    std::ifstream in(location.path.string() + ".source.json");
+    if (in) return nlohmann::json::parse(in).at("url").get<std::string>();
+  } catch (const nlohmann::json::exception&) {
+  }
+  return "";
+}
+
+std::string model_kind_mismatch(ModelKind kind, const fs::path& path) {
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) return "";
+  std::string model_type;
+  try {
+    std::ifstream in(path / "config.json");
+    if (in) model_type = nlohmann::json::parse(in).value("model_type", "");
+  } catch (const nlohmann::json::exception&) {
+    return "";  // the loader reports a broken config.json
+  }
+  const char* holds = model_type == "esm" ? "ESM-2" : model_type == "bert" ? "DNABERT-S" : nullptr;
+  const bool classifier = kind == ModelKind::Classifier300 || kind == ModelKind::Classifier500;
+  if (classifier)
+    return std::string("this is a model folder") + (holds ? std::string(" (") + holds + ")" : "") +
+           ", not the VirNucPro classifier (a .pth file)";
+  if (holds && holds != std::string(info(kind).label))
+    return std::string("this is ") + holds + ", not " + info(kind).label + " (config.json has model_type \"" +
+           model_type + "\")";
   return "";
 }
 
@@ -130,7 +210,11 @@ ModelLocation find_model(ModelKind kind, const std::optional<fs::path>& flag) {
     const bool explicit_choice = place.found_by == "flag" || place.found_by == info(kind).env_var;
     const bool found =
         place.found_by == "huggingface cache" ? holds_weights(place.path) : fs::exists(place.path, ec);
-    if (found) return place;
+    if (found) {
+      if (const std::string problem = model_kind_mismatch(kind, place.path); !problem.empty())
+        throw ModelError(place.path.string(), "", problem + " (given by " + place.found_by + ")");
+      return place;
+    }
     if (explicit_choice) {
       throw ModelError(place.path.string(), "",
                        std::string("does not exist (given by ") + place.found_by + ")");

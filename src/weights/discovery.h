@@ -1,6 +1,7 @@
 #pragma once
 // Where the three models are (SPEC §6): flag, environment variable, Hugging Face cache snapshots,
-// $TORCH_HOME/hub/checkpoints. Nothing is downloaded; a miss says where we looked and how to fetch.
+// $TORCH_HOME/hub/checkpoints, the working directory and ~/.cache/virnucpro (classifiers). Nothing is
+// downloaded here (weights/download.h does that); a miss says where we looked and how to fetch.
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -24,8 +25,34 @@ std::vector<ModelLocation> model_search_places(
 // not silently skipped). A miss is a ModelError listing every place looked at and the download command.
 ModelLocation find_model(ModelKind kind, const std::optional<std::filesystem::path>& flag = std::nullopt);
 
-// The shell command that fetches the published model.
+// The shell commands that fetch the published model: `virnucpro models download …`, and the
+// `hf download … --include …` (or curl) alternative.
 std::string download_hint(ModelKind kind);
+
+// The Hugging Face Hub repository of ESM-2 / DNABERT-S ("" for a classifier), and a classifier's
+// file name in the original repository ("300_model.pth", "" for the encoders).
+const char* hub_repo(ModelKind kind);
+const char* classifier_file_name(ModelKind kind);
+// The original repository's files, where the classifiers are fetched from.
+inline constexpr const char* kClassifierBaseUrl =
+    "https://raw.githubusercontent.com/Li-Jing-1997/VirNucPro/main";
+
+// $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub.
+std::filesystem::path hub_cache_dir();
+// $XDG_CACHE_HOME/virnucpro, else ~/.cache/virnucpro.
+std::filesystem::path virnucpro_cache_dir();
+// The cache folder of a Hub repository: "facebook/esm2_t36_3B_UR50D" ->
+// "models--facebook--esm2_t36_3B_UR50D".
+std::string hub_repo_folder(const std::string& repo);
+
+// Where a found model came from, for `models check`: "facebook/esm2_t36_3B_UR50D, revision main
+// (commit 1a2b…)" for a Hub snapshot, the URL of a downloaded classifier, "" when not known.
+std::string model_origin(const ModelLocation& location);
+
+// A cheap look at what a path holds before any weights are loaded: a folder's config.json
+// (model_type "esm" or "bert"), a folder given for a classifier. Returns "" when it fits `kind`,
+// else the problem, e.g. "this is DNABERT-S, not ESM-2".
+std::string model_kind_mismatch(ModelKind kind, const std::filesystem::path& path);
 
 // What a state dict holds, from its tensor names: "esm2", "dnabert2", "mlp_classifier", "unknown".
 class StateDict;

@@ -19,14 +19,85 @@ class DiscoveryTest : public ::testing::Test {
  protected:
   void SetUp() override {
     for (const char* v : {"VIRNUCPRO_ESM_MODEL", "VIRNUCPRO_DNABERT_MODEL", "VIRNUCPRO_CLASSIFIER_300",
-                          "VIRNUCPRO_CLASSIFIER_500", "HF_HUB_CACHE"}) {
+                          "VIRNUCPRO_CLASSIFIER_500", "HF_HUB_CACHE", "XDG_CACHE_HOME"}) {
       unsetenv(v);
     }
     setenv("HF_HOME", (dir_ / "hf").c_str(), 1);
     setenv("TORCH_HOME", (dir_ / "torch").c_str(), 1);
+    setenv("HOME", (dir_ / "home").c_str(), 1);
   }
+  void TearDown() override {
+    if (home_) setenv("HOME", home_->c_str(), 1);
+  }
+  std::optional<std::string> home_ =
+      getenv("HOME") ? std::optional<std::string>(getenv("HOME")) : std::nullopt;
   test::ScratchDir dir_;
 };
+
+TEST_F(DiscoveryTest, ClassifierFromTheVirnucproCache) {
+  EXPECT_THROW(find_model(ModelKind::Classifier300), ModelError);
+  const fs::path cached = dir_ / "home" / ".cache" / "virnucpro" / "300_model.pth";
+  fs::create_directories(cached.parent_path());
+  fs::copy_file(test::data_path("mlp/mlp_tiny_160x32.pth"), cached);
+  EXPECT_EQ(find_model(ModelKind::Classifier300).path, cached);
+  EXPECT_EQ(find_model(ModelKind::Classifier300).found_by, "virnucpro cache");
+  EXPECT_THROW(find_model(ModelKind::Classifier500), ModelError);
+  // XDG_CACHE_HOME moves it.
+  setenv("XDG_CACHE_HOME", (dir_ / "xdg").c_str(), 1);
+  EXPECT_EQ(virnucpro_cache_dir(), dir_ / "xdg" / "virnucpro");
+  EXPECT_THROW(find_model(ModelKind::Classifier300), ModelError);
+  unsetenv("XDG_CACHE_HOME");
+}
+
+TEST_F(DiscoveryTest, SwappedModelFoldersAreNamed) {
+  try {
+    find_model(ModelKind::Esm2, test::data_path("dnabert2_tiny"));
+    FAIL() << "DNABERT-S accepted as ESM-2";
+  } catch (const ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("this is DNABERT-S, not ESM-2"), std::string::npos) << e.what();
+  }
+  setenv("VIRNUCPRO_DNABERT_MODEL", test::data_path("esm2_tiny").c_str(), 1);
+  try {
+    find_model(ModelKind::Dnabert);
+    FAIL() << "ESM-2 accepted as DNABERT-S";
+  } catch (const ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("this is ESM-2, not DNABERT-S"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("VIRNUCPRO_DNABERT_MODEL"), std::string::npos) << e.what();
+  }
+  unsetenv("VIRNUCPRO_DNABERT_MODEL");
+  EXPECT_NE(
+      model_kind_mismatch(ModelKind::Classifier500, test::data_path("esm2_tiny")).find("not the VirNucPro"),
+      std::string::npos);
+  EXPECT_EQ(model_kind_mismatch(ModelKind::Esm2, test::data_path("esm2_tiny")), "");
+  EXPECT_EQ(model_kind_mismatch(ModelKind::Dnabert, test::data_path("dnabert2_tiny")), "");
+}
+
+TEST_F(DiscoveryTest, OriginOfAHubSnapshotAndADownloadedClassifier) {
+  const fs::path root = dir_ / "hf" / "hub" / "models--zhihan1996--DNABERT-S";
+  const std::string commit = "0123456789abcdef0123456789abcdef01234567";
+  fs::create_directories(root / "snapshots" / commit);
+  fs::create_directories(root / "refs");
+  test::write_file(root / "refs" / "main", commit);
+  EXPECT_EQ(model_origin({root / "snapshots" / commit, "huggingface cache"}),
+            "zhihan1996/DNABERT-S, revision main (commit " + commit + ")");
+  fs::remove(root / "refs" / "main");
+  EXPECT_EQ(model_origin({root / "snapshots" / commit, "huggingface cache"}),
+            "zhihan1996/DNABERT-S, revision " + commit);
+  test::write_file(dir_ / "500_model.pth.source.json", R"({"url": "https://example.org/500_model.pth"})");
+  EXPECT_EQ(model_origin({dir_ / "500_model.pth", "virnucpro cache"}), "https://example.org/500_model.pth");
+  EXPECT_EQ(model_origin({test::data_path("esm2_tiny"), "flag"}), "");
+}
+
+TEST(ModelsCommand, PredictNamesSwappedFolders) {
+  test::ScratchDir dir;
+  auto r =
+      test::run_virnucpro({"predict", test::data_path("preprocess/coding.fa").string(), "-o",
+                           (dir / "out").string(), "--esm-model", test::data_path("dnabert2_tiny").string(),
+                           "--dnabert-model", test::data_path("esm2_tiny").string(), "--classifier",
+                           test::data_path("mlp/mlp_tiny_160x32.pth").string()});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("this is DNABERT-S, not ESM-2"), std::string::npos) << r.err;
+}
 
 TEST_F(DiscoveryTest, MissReportsPlacesAndDownloadCommand) {
   try {
@@ -36,7 +107,9 @@ TEST_F(DiscoveryTest, MissReportsPlacesAndDownloadCommand) {
     const std::string m = e.what();
     EXPECT_NE(m.find("models--facebook--esm2_t36_3B_UR50D"), std::string::npos) << m;
     EXPECT_NE(m.find("esm2_t36_3B_UR50D.pt"), std::string::npos) << m;
-    EXPECT_NE(m.find("huggingface-cli download facebook/esm2_t36_3B_UR50D"), std::string::npos) << m;
+    EXPECT_NE(m.find("virnucpro models download esm"), std::string::npos) << m;
+    EXPECT_NE(m.find("hf download facebook/esm2_t36_3B_UR50D --include"), std::string::npos) << m;
+    EXPECT_EQ(m.find("huggingface-cli"), std::string::npos) << m;
     EXPECT_NE(m.find("VIRNUCPRO_ESM_MODEL"), std::string::npos) << m;
   }
   EXPECT_THROW(find_model(ModelKind::Dnabert), ModelError);
@@ -107,7 +180,9 @@ TEST(ModelsCommand, CheckReportsMissingModels) {
   setenv("VIRNUCPRO_CLASSIFIER_500", test::data_path("mlp/mlp_tiny_160x32.pth").c_str(), 1);
   auto r = test::run_virnucpro({"models", "check"});
   EXPECT_EQ(r.exit_code, 3);
-  EXPECT_NE(r.out.find("huggingface-cli download zhihan1996/DNABERT-S"), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.out.find("virnucpro models download dnabert  (or: hf download zhihan1996/DNABERT-S --include"),
+            std::string::npos)
+      << r.out << r.err;
   EXPECT_NE(r.out.find("classifier_500"), std::string::npos) << r.out;
   unsetenv("VIRNUCPRO_CLASSIFIER_500");
 }
