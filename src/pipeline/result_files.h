@@ -1,0 +1,47 @@
+#pragma once
+// The result files of a `predict` run (SPEC §4): appended to the partial files of its run state as
+// records complete, and published as the final files once every record is scored.
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pipeline/predict.h"
+#include "pipeline/results.h"
+#include "pipeline/run_state.h"
+
+namespace vnp::pipeline {
+
+class ResultFiles {
+ public:
+  ResultFiles(const PredictOptions& o, const RunState& state, std::int64_t dnabert_width,
+              std::int64_t esm_width);
+
+  void add(const RecordScores& record, std::uint64_t record_index);
+
+  bool saves_embeddings() const { return embeddings_ != nullptr; }
+  // Binary rows: u32 id length, the id, dnabert_width then esm_width floats.
+  void add_embeddings(const std::string& id, const float* dnabert, const float* esm);
+
+  // Syncs every partial file; returns their committed lengths for the journal.
+  std::map<std::string, std::uint64_t> sync();
+
+  // Writes the final files from the partial ones (copies: a crash here leaves the run resumable).
+  void publish();
+
+ private:
+  std::unique_ptr<PartialFile> open(const std::string& name);
+  std::vector<PartialFile*> files();
+  void copy_to(const std::filesystem::path& from, const std::string& name);
+  void publish_highestscore();
+  void publish_embeddings();
+
+  const PredictOptions& options_;
+  const RunState& state_;
+  std::int64_t dnabert_width_, esm_width_;
+  std::unique_ptr<PartialFile> predictions_, summary_, calls_, records_, embeddings_;
+};
+
+}  // namespace vnp::pipeline
