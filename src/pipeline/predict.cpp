@@ -70,16 +70,22 @@ struct Segment {
 // Adds a record to the segment: its score skeleton (chunks with frames, scores to come) and the token
 // ids of its frames for the encoders.
 void add_record(const io::SequenceRecord& record, const seq::RecordFrames& split, const Encoders& encoders,
-                Segment& segment) {
+                std::uint64_t min_length, Segment& segment) {
   static const tokenize::EsmAlphabet alphabet;
   PendingRecord& p = segment.records.emplace_back();
   p.index = record.index;
   p.scores.id = record.id;
   p.scores.length = record.sequence.size();
+  p.scores.source = record.source;
+  // Below --min-length: reported too_short, nothing goes to the encoders.
+  p.scores.too_short = record.sequence.size() < min_length;
+  if (p.scores.too_short) return;
   p.scores.num_chunks = split.chunks.size();
+  for (const auto& c : split.chunks) p.scores.spans.push_back(c.span);
+  p.scores.sequence = record.sequence;  // for virus.fna, until the record is scored
   for (const auto& f : split.frames) {
     if (p.scores.chunks.empty() || p.scores.chunks.back().chunk_id != f.chunk_id)
-      p.scores.chunks.push_back({f.chunk_id, {}});
+      p.scores.chunks.push_back({f.chunk_id, {}, f.chunk_number});
     p.scores.chunks.back().frames.push_back({f.id(), 0.0f, 0.0f});
   }
   // Slots are taken after the vectors stopped growing (a deque keeps its elements in place).
@@ -247,7 +253,7 @@ class SegmentProducer {
       splitter_.split(record.index, record.id, record.sequence, split);
       if (intermediate_) intermediate_->add(record, split);
       if (record.index < records_done_) continue;  // scored before the interruption
-      add_record(record, split, encoders_, *segment);
+      add_record(record, split, encoders_, options_.min_length, *segment);
       if (segment->slots.size() >= window_frames_ && !hand_out()) return;
     }
     hand_out();  // the last, maybe empty: its journal entry counts the records after the last frame
@@ -384,14 +390,13 @@ void run_predict(const PredictOptions& o) {
     log::warn("no chunk has a stop-free frame: nothing was scored");
 
   if (intermediate) intermediate->commit();
-  results.publish();
+  info.calls = results.publish();
   info.add_stage("total", start);
   std::string device_names;
   for (const auto& d : devices) device_names += (device_names.empty() ? "" : ",") + d.str();
   info.write(o.output_dir / files::kRunJson, device_names, fingerprint);
   state.finish();
-  log::info("Scored {} frames of {} records; results in {}", info.counters.frames, info.counters.records,
-            o.output_dir.string());
+  log::info("{}", format_call_counts(info.calls, o.output_dir.string()));
 }
 
 }  // namespace vnp::pipeline

@@ -1,5 +1,7 @@
 #include "pipeline/result_files.h"
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -7,22 +9,88 @@
 #include "io/atomic_file.h"
 #include "pipeline/chunk_call_sort.h"
 #include "pipeline/embeddings_h5.h"
+#include "pipeline/report_html.h"
+#include "util/error.h"
 #include "util/float_format.h"
 
 namespace vnp::pipeline {
+namespace {
 
 namespace fs = std::filesystem;
+
+[[noreturn]] void malformed(const fs::path& file, std::uint64_t line) {
+  throw Error(ExitCode::kInput,
+              file.string() + ": line " + std::to_string(line) +
+                  ": malformed row in the run's partial results (use --force to start over)");
+}
+
+// The final files of a run, written into a staging folder next to the output folder and renamed into
+// it together. Until the last rename nothing of this run is in the output folder; a rename that
+// fails takes back the ones before it.
+class Publication {
+ public:
+  Publication(fs::path staging, fs::path output_dir)
+      : staging_(std::move(staging)), output_dir_(std::move(output_dir)) {
+    fs::remove_all(staging_);
+    fs::create_directories(staging_);
+  }
+  ~Publication() {
+    std::error_code ignored;
+    fs::remove_all(staging_, ignored);
+  }
+  Publication(const Publication&) = delete;
+  Publication& operator=(const Publication&) = delete;
+
+  // Where to write the final file `name` (complete there once its writer committed).
+  fs::path staged(const std::string& name) {
+    names_.push_back(name);
+    return staging_ / name;
+  }
+
+  void rename_all_into_place() {
+    std::vector<fs::path> placed;
+    for (const auto& name : names_) {
+      const fs::path from = staging_ / name, to = output_dir_ / name;
+      if (std::rename(from.c_str(), to.c_str()) != 0) {
+        const std::string problem = std::strerror(errno);
+        for (const auto& p : placed) {
+          std::error_code ignored;
+          fs::remove(p, ignored);
+        }
+        throw Error(ExitCode::kInput, to.string() + ": cannot rename into place: " + problem +
+                                          " (no result file was published; fix it and use --resume)");
+      }
+      placed.push_back(to);
+    }
+  }
+
+ private:
+  fs::path staging_, output_dir_;
+  std::vector<std::string> names_;
+};
+
+template <typename Write>
+void write_atomic(const fs::path& path, Write&& write) {
+  io::AtomicFile out(path);
+  write(out);
+  out.commit();
+}
+
+}  // namespace
 
 ResultFiles::ResultFiles(const PredictOptions& o, const RunState& state, std::int64_t dnabert_width,
                          std::int64_t esm_width)
     : options_(o),
       state_(state),
+      rule_{o.min_score, o.min_length},
       dnabert_width_(dnabert_width),
       esm_width_(esm_width),
       predictions_(open("predictions.part")),
       summary_(open("summary.part")),
       calls_(open("calls.part")),
-      records_(open("records.part")) {
+      records_(open("records.part")),
+      chunks_(open("chunks.part")),
+      viruses_(open("virus.part")) {
   if (state.committed("predictions.part") == 0) {
     std::ostringstream header, summary_header;
     write_prediction_header(header);
@@ -35,9 +103,10 @@ ResultFiles::ResultFiles(const PredictOptions& o, const RunState& state, std::in
 }
 
 void ResultFiles::add(const RecordScores& record, std::uint64_t record_index) {
-  std::ostringstream rows, summary, calls;
+  std::ostringstream rows, summary, calls, chunks;
   write_prediction_rows(rows, record);
-  write_summary_row(summary, record);
+  write_summary_row(summary, record, rule_);
+  write_chunk_rows(chunks, record);
   std::size_t frames = 0;
   for (const auto& chunk : record.chunks) {
     const ChunkCall c = call_chunk(chunk);
@@ -48,7 +117,14 @@ void ResultFiles::add(const RecordScores& record, std::uint64_t record_index) {
   predictions_->write(rows.str());
   summary_->write(summary.str());
   calls_->write(calls.str());
+  chunks_->write(chunks.str());
   records_->write(std::to_string(record_index) + '\t' + std::to_string(frames) + '\n');
+  const SequenceSummary s = summarize(record, rule_);
+  if (s.call == SequenceCall::kVirus) {
+    std::string fasta;
+    write_virus_record(fasta, record, s);
+    viruses_->write(fasta);
+  }
 }
 
 void ResultFiles::add_embeddings(const std::string& id, const float* dnabert, const float* esm) {
@@ -67,13 +143,21 @@ std::map<std::string, std::uint64_t> ResultFiles::sync() {
   return out;
 }
 
-void ResultFiles::publish() {
+CallCounts ResultFiles::publish() {
   for (PartialFile* f : files()) f->close();
-  copy_to(predictions_->path(), files::kPredictions);
-  copy_to(summary_->path(), files::kSummary);
-  if (options_.shard) copy_to(records_->path(), files::kShardRecords);
-  publish_highestscore();
-  if (embeddings_) publish_embeddings();
+  Publication publication(state_.partial_path("publish"), options_.output_dir);
+  copy_to(predictions_->path(), publication.staged(files::kPredictions));
+  copy_to(summary_->path(), publication.staged(files::kSummary));
+  if (options_.shard) copy_to(records_->path(), publication.staged(files::kShardRecords));
+  publish_highestscore(publication.staged(files::kHighestScore));
+  if (embeddings_) publish_embeddings(publication.staged(files::kEmbeddings));
+  std::ostringstream chunks_header;
+  write_chunks_header(chunks_header);
+  copy_to(chunks_->path(), publication.staged(files::kChunks), chunks_header.str());
+  copy_to(viruses_->path(), publication.staged(files::kViruses));
+  const CallCounts counts = publish_report(publication.staged(files::kReport));
+  publication.rename_all_into_place();
+  return counts;
 }
 
 std::unique_ptr<PartialFile> ResultFiles::open(const std::string& name) {
@@ -81,38 +165,43 @@ std::unique_ptr<PartialFile> ResultFiles::open(const std::string& name) {
 }
 
 std::vector<PartialFile*> ResultFiles::files() {
-  std::vector<PartialFile*> out = {predictions_.get(), summary_.get(), calls_.get(), records_.get()};
+  std::vector<PartialFile*> out = {predictions_.get(), summary_.get(), calls_.get(),
+                                   records_.get(),     chunks_.get(),  viruses_.get()};
   if (embeddings_) out.push_back(embeddings_.get());
   return out;
 }
 
-void ResultFiles::copy_to(const fs::path& from, const std::string& name) {
-  std::ifstream in(from, std::ios::binary);
-  io::AtomicFile out(options_.output_dir / name);
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    out.write({buf.data(), static_cast<std::size_t>(in.gcount())});
-  }
-  out.commit();
+void ResultFiles::copy_to(const fs::path& from, const fs::path& to, const std::string& header) {
+  write_atomic(to, [&](io::AtomicFile& out) {
+    out.write(header);
+    std::ifstream in(from, std::ios::binary);
+    std::vector<char> buf(1 << 20);
+    while (in) {
+      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      out.write({buf.data(), static_cast<std::size_t>(in.gcount())});
+    }
+  });
 }
 
-void ResultFiles::publish_highestscore() {
+void ResultFiles::publish_highestscore(const fs::path& to) {
   ChunkCallSorter sorter(calls_->path().parent_path());
   std::ifstream in(calls_->path());
-  std::string id, max1, max2;
-  while (std::getline(in, id, '\t') && std::getline(in, max1, '\t') && std::getline(in, max2)) {
-    const float a = std::stof(max1), b = std::stof(max2);
-    sorter.add({id, b >= a, a, b});
+  std::string line;
+  for (std::uint64_t n = 1; std::getline(in, line); ++n) {
+    // Scores as format_float32_shortest wrote them; from_chars reads every float32 back exactly,
+    // subnormals included (std::stof throws on them).
+    const std::size_t tab2 = line.rfind('\t'), tab1 = tab2 == 0 ? line.npos : line.rfind('\t', tab2 - 1);
+    if (tab2 == line.npos || tab1 == line.npos) malformed(calls_->path(), n);
+    const auto a = parse_score(std::string_view(line).substr(tab1 + 1, tab2 - tab1 - 1));
+    const auto b = parse_score(std::string_view(line).substr(tab2 + 1));
+    if (!a || !b) malformed(calls_->path(), n);
+    sorter.add({line.substr(0, tab1), *b >= *a, *a, *b});
   }
-  io::AtomicFile csv(options_.output_dir / files::kHighestScore);
-  sorter.write_sorted(csv);
-  csv.commit();
+  write_atomic(to, [&](io::AtomicFile& csv) { sorter.write_sorted(csv); });
 }
 
-void ResultFiles::publish_embeddings() {
-  EmbeddingsH5Writer h5(options_.output_dir / files::kEmbeddings,
-                        {{"dnabert", dnabert_width_}, {"esm", esm_width_}});
+void ResultFiles::publish_embeddings(const fs::path& to) {
+  EmbeddingsH5Writer h5(to, {{"dnabert", dnabert_width_}, {"esm", esm_width_}});
   std::ifstream in(embeddings_->path(), std::ios::binary);
   std::vector<std::string> ids;
   std::vector<float> dnabert, esm;
@@ -134,6 +223,36 @@ void ResultFiles::publish_embeddings() {
   }
   flush();
   h5.commit();
+}
+
+// Two passes over the partial files: the sequences (counts, histogram, scatter sample, the longest
+// records), then the chunks of the longest records for their tracks.
+CallCounts ResultFiles::publish_report(const fs::path& to) {
+  ReportSettings settings;
+  for (const auto& in : options_.inputs) settings.inputs.push_back(in.string());
+  settings.output_dir = options_.output_dir.string();
+  settings.rule = rule_;
+  ReportBuilder report(settings);
+  std::string line;
+  {
+    std::ifstream in(summary_->path());
+    std::getline(in, line);  // header
+    for (std::uint64_t n = 2; std::getline(in, line); ++n) {
+      const auto row = parse_summary_row(line);
+      if (!row) malformed(summary_->path(), n);
+      report.add_sequence(*row);
+    }
+  }
+  {
+    std::ifstream in(chunks_->path());
+    for (std::uint64_t n = 1; report.wants_chunks() && std::getline(in, line); ++n) {
+      const auto row = parse_chunk_row(line);
+      if (!row) malformed(chunks_->path(), n);
+      report.add_chunk(*row);
+    }
+  }
+  write_atomic(to, [&](io::AtomicFile& out) { out.write(report.html()); });
+  return report.counts();
 }
 
 }  // namespace vnp::pipeline

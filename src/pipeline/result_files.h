@@ -1,6 +1,7 @@
 #pragma once
 // The result files of a `predict` run (SPEC §4): appended to the partial files of its run state as
-// records complete, and published as the final files once every record is scored.
+// records complete, and published as the final files once every record is scored. Everything the
+// final files hold is derived from the partial files, so a resumed run publishes the same bytes.
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -28,20 +29,24 @@ class ResultFiles {
   // Syncs every partial file; returns their committed lengths for the journal.
   std::map<std::string, std::uint64_t> sync();
 
-  // Writes the final files from the partial ones (copies: a crash here leaves the run resumable).
-  void publish();
+  // Writes every final file under a temporary name, then renames them all into place: a failure
+  // leaves none of them (and the run resumable). Returns the sequences by call.
+  CallCounts publish();
 
  private:
   std::unique_ptr<PartialFile> open(const std::string& name);
   std::vector<PartialFile*> files();
-  void copy_to(const std::filesystem::path& from, const std::string& name);
-  void publish_highestscore();
-  void publish_embeddings();
+  void copy_to(const std::filesystem::path& from, const std::filesystem::path& to,
+               const std::string& header = "");
+  void publish_highestscore(const std::filesystem::path& to);
+  void publish_embeddings(const std::filesystem::path& to);
+  CallCounts publish_report(const std::filesystem::path& to);
 
   const PredictOptions& options_;
   const RunState& state_;
+  CallRule rule_;
   std::int64_t dnabert_width_, esm_width_;
-  std::unique_ptr<PartialFile> predictions_, summary_, calls_, records_, embeddings_;
+  std::unique_ptr<PartialFile> predictions_, summary_, calls_, records_, chunks_, viruses_, embeddings_;
 };
 
 }  // namespace vnp::pipeline
