@@ -338,7 +338,7 @@ std::string ReportBuilder::scatter_svg() const {
 }
 
 std::string ReportBuilder::tracks_svg() const {
-  constexpr double kRow = 78, kBand = 44, kLeft = 70, kRight = 30;
+  constexpr double kRow = 96, kBand = 60, kLeft = 70, kRight = 30;
   const double height = 24 + kRow * static_cast<double>(tracks_.size()) + 30;
   std::string out = svg_open(height, "chunk scores along the longest sequences");
   const double threshold = settings_.rule.min_score.value_or(0.5);

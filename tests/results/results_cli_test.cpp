@@ -262,8 +262,8 @@ TEST_F(Outputs, CountsOnStderrAndInRunJson) {
   EXPECT_EQ(counts.at("sequences"), 48);
   EXPECT_EQ(counts.at("virus"), by_call["virus"]);
   EXPECT_EQ(counts.at("others"), by_call["others"]);
-  EXPECT_EQ(counts.at("not_scored").at("too_short"), 2);
-  EXPECT_EQ(counts.at("not_scored").at("no_valid_frame"), 0);
+  EXPECT_EQ(counts.at("too_short"), 2);
+  EXPECT_EQ(counts.at("no_valid_frame"), 0);
   char percent[32];
   std::snprintf(percent, sizeof percent, "%.1f", 100.0 * by_call["virus"] / 48);
   const std::string line = "48 sequences: " + std::to_string(by_call["virus"]) + " virus (" + percent +
@@ -354,7 +354,7 @@ TEST(Filters, MinLengthRecordsAreNotScored) {
   EXPECT_EQ(test::read_file(dir / "long/prediction_results.txt"), want);
   const json counts = json::parse(test::read_file(dir / "long/run.json")).at("counts");
   EXPECT_EQ(counts.at("frames"), frames - 1);  // the header line is no frame
-  EXPECT_EQ(counts.at("not_scored").at("too_short"), too_short.size());
+  EXPECT_EQ(counts.at("too_short"), too_short.size());
 }
 
 // A resume under other filters would mix two call rules: refused.
