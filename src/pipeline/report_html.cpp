@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <functional>
 #include <string_view>
 #include <tuple>
 
+#include "util/error.h"
 #include "util/float_format.h"
 #include "util/version.h"
 
@@ -453,6 +455,37 @@ std::string ReportBuilder::html() const {
       "<tr><td><code>run.json</code></td><td>settings, models, counts and timings</td></tr>\n"
       "</table></section>\n";
   return out + "</main>\n</body>\n</html>\n";
+}
+
+CallCounts write_report(const std::filesystem::path& summary, const std::filesystem::path& chunks,
+                        bool chunks_header, const ReportSettings& settings, io::AtomicFile& out) {
+  const auto malformed = [](const std::filesystem::path& file, std::uint64_t line) {
+    return Error(ExitCode::kInput,
+                 fmt::format("{}: line {}: malformed row (use --force to start over)", file.string(), line));
+  };
+  ReportBuilder report(settings);
+  std::string line;
+  {
+    std::ifstream in(summary);
+    std::getline(in, line);  // the header
+    for (std::uint64_t n = 2; std::getline(in, line); ++n) {
+      const auto row = parse_summary_row(line);
+      if (!row) throw malformed(summary, n);
+      report.add_sequence(*row);
+    }
+  }
+  {
+    std::ifstream in(chunks);
+    std::uint64_t n = 1;
+    if (chunks_header && std::getline(in, line)) ++n;
+    for (; report.wants_chunks() && std::getline(in, line); ++n) {
+      const auto row = parse_chunk_row(line);
+      if (!row) throw malformed(chunks, n);
+      report.add_chunk(*row);
+    }
+  }
+  out.write(report.html());
+  return report.counts();
 }
 
 }  // namespace vnp::pipeline

@@ -6,10 +6,12 @@
 // sample for the scatter plot, the longest few records for the tracks, each binned to a fixed width.
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "io/atomic_file.h"
 #include "pipeline/results.h"
 
 namespace vnp::pipeline {
@@ -75,5 +77,11 @@ class ReportBuilder {
   std::vector<Track> tracks_;  // pass 1: the longest, any order; pass 2: by first_chunk_row
   bool tracks_sorted_ = false;
 };
+
+// The report of a sequence_summary.tsv (with its header line) and its chunks.tsv (with or without
+// one), written to `out`: two passes over the files. Returns the sequences by call. Throws vnp::Error
+// naming the file and line of a malformed row.
+CallCounts write_report(const std::filesystem::path& summary, const std::filesystem::path& chunks,
+                        bool chunks_header, const ReportSettings& settings, io::AtomicFile& out);
 
 }  // namespace vnp::pipeline

@@ -225,34 +225,16 @@ void ResultFiles::publish_embeddings(const fs::path& to) {
   h5.commit();
 }
 
-// Two passes over the partial files: the sequences (counts, histogram, scatter sample, the longest
-// records), then the chunks of the longest records for their tracks.
 CallCounts ResultFiles::publish_report(const fs::path& to) {
   ReportSettings settings;
   for (const auto& in : options_.inputs) settings.inputs.push_back(in.string());
   settings.output_dir = options_.output_dir.string();
   settings.rule = rule_;
-  ReportBuilder report(settings);
-  std::string line;
-  {
-    std::ifstream in(summary_->path());
-    std::getline(in, line);  // header
-    for (std::uint64_t n = 2; std::getline(in, line); ++n) {
-      const auto row = parse_summary_row(line);
-      if (!row) malformed(summary_->path(), n);
-      report.add_sequence(*row);
-    }
-  }
-  {
-    std::ifstream in(chunks_->path());
-    for (std::uint64_t n = 1; report.wants_chunks() && std::getline(in, line); ++n) {
-      const auto row = parse_chunk_row(line);
-      if (!row) malformed(chunks_->path(), n);
-      report.add_chunk(*row);
-    }
-  }
-  write_atomic(to, [&](io::AtomicFile& out) { out.write(report.html()); });
-  return report.counts();
+  CallCounts counts;
+  write_atomic(to, [&](io::AtomicFile& out) {
+    counts = write_report(summary_->path(), chunks_->path(), /*chunks_header=*/false, settings, out);
+  });
+  return counts;
 }
 
 }  // namespace vnp::pipeline

@@ -6,6 +6,9 @@
 
 #include <string>
 
+#include "test_util.h"
+#include "util/error.h"
+
 namespace vnp::pipeline {
 namespace {
 
@@ -76,6 +79,39 @@ TEST(Report, NothingScored) {
   const std::string html = report.html();
   EXPECT_NE(html.find("No sequence was scored."), std::string::npos);
   EXPECT_EQ(occurrences(html, "<circle"), 0u);
+}
+
+// From the final files (as merge would): chunks.tsv with its header; a bad row names file and line.
+TEST(Report, FromTheResultFiles) {
+  test::ScratchDir dir;
+  test::write_file(
+      dir / "summary.tsv",
+      "seq_id\tlength\tchunks\tscored_chunks\tviral_chunks\tviral_fraction\tvirus_score\tcall\tsource\n"
+      "a\t900\t2\t2\t1\t0.5\t0.75\tvirus\tx.fa\n"
+      "b\t3\t0\t0\t0\tNA\tNA\ttoo_short\tx.fa\n");
+  test::write_file(
+      dir / "chunks.tsv",
+      "seq_id\tchunk\tstart\tend\tframe\tvirus_score\na\t1\t1\t500\tF1\t0.75\na\t2\t401\t900\tNA\tNA\n");
+  std::string html;
+  {
+    io::AtomicFile out(dir / "report.html");
+    const CallCounts counts = write_report(dir / "summary.tsv", dir / "chunks.tsv", true, {}, out);
+    out.commit();
+    EXPECT_EQ(counts.virus, 1u);
+    EXPECT_EQ(counts.too_short, 1u);
+  }
+  html = test::read_file(dir / "report.html");
+  EXPECT_NE(html.find("1–500: P(virus) 0.75"), std::string::npos);
+  EXPECT_NE(html.find("401–900: no stop-free frame"), std::string::npos);
+  test::write_file(dir / "chunks.tsv",
+                   "seq_id\tchunk\tstart\tend\tframe\tvirus_score\na\t1\t1\tfive\tF1\t0.75\n");
+  io::AtomicFile out(dir / "report2.html");
+  try {
+    write_report(dir / "summary.tsv", dir / "chunks.tsv", true, {}, out);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("chunks.tsv: line 2: malformed row"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
