@@ -39,8 +39,14 @@ if grep -E ':CONSOLE[:(]' "$work/chromium.log" >&2; then
 fi
 [[ -s $png ]] || { echo "FAIL: no screenshot" >&2; exit 1; }
 # The screenshot has the window's size and is not blank (a blank page compresses to a few kB).
-python3 - "$png" <<'PY'
-import struct, sys
+# Every inline SVG is well-formed XML (a browser forgives what an SVG viewer or converter does not).
+python3 - "$png" "$work/out/report.html" <<'PY'
+import re, struct, sys, xml.etree.ElementTree as ET
+html = open(sys.argv[2], encoding="utf-8").read()
+svgs = re.findall(r"<svg\b.*?</svg>", html, re.S)
+assert len(svgs) == 3, f"{len(svgs)} SVG figures, expected 3"
+for svg in svgs:
+    ET.fromstring(svg)
 data = open(sys.argv[1], "rb").read()
 assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
 width, height = struct.unpack(">II", data[16:24])
