@@ -82,7 +82,7 @@ void add_record(const io::SequenceRecord& record, const seq::RecordFrames& split
   if (p.scores.too_short) return;
   p.scores.num_chunks = split.chunks.size();
   for (const auto& c : split.chunks) p.scores.spans.push_back(c.span);
-  p.scores.sequence = record.sequence;  // for virus.fna, until the record is scored
+  if (!split.frames.empty()) p.scores.sequence = record.sequence;  // for virus.fna, until it is scored
   for (const auto& f : split.frames) {
     if (p.scores.chunks.empty() || p.scores.chunks.back().chunk_id != f.chunk_id)
       p.scores.chunks.push_back({f.chunk_id, {}, f.chunk_number});

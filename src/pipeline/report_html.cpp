@@ -156,6 +156,7 @@ svg text { font-family: system-ui, -apple-system, "Segoe UI", "DejaVu Sans", Rob
 table { border-collapse: collapse; font-size: 13px; margin-top: 6px; }
 td, th { text-align: left; padding: 3px 14px 3px 0; vertical-align: top; }
 th { color: #5b6472; font-weight: 600; }
+@media (max-width: 760px) { .cards { grid-template-columns: repeat(2, 1fr); } }
 code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12.5px; }
 )";
 
@@ -260,8 +261,8 @@ std::string ReportBuilder::histogram_svg() const {
   std::uint64_t top = 1;
   for (std::size_t b = 0; b < kScoreBins; ++b) top = std::max(top, virus_bins_[b] + other_bins_[b]);
   const double step = nice_step(static_cast<double>(top), 5);
-  const Frame f{70, 30, kWidth - 100, 230, 0, 1, 0, std::ceil(static_cast<double>(top) / step) * step};
-  std::string out = svg_open(320, "histogram of virus scores");
+  const Frame f{70, 46, kWidth - 100, 230, 0, 1, 0, std::ceil(static_cast<double>(top) / step) * step};
+  std::string out = svg_open(336, "histogram of virus scores");
   out += legend(f.left, 16, {{kVirusColor, "called virus"}, {kOthersColor, "called others"}});
   out += y_axis(f, step, [](double v) { return with_commas(static_cast<std::uint64_t>(std::llround(v))); });
   const double bin_width = f.width / kScoreBins;
@@ -289,9 +290,10 @@ std::string ReportBuilder::histogram_svg() const {
   if (settings_.rule.min_score)
     out += fmt::format(
         "<line x1=\"{0:.1f}\" x2=\"{0:.1f}\" y1=\"{1:.1f}\" y2=\"{2:.1f}\" stroke=\"#1d2330\" "
-        "stroke-dasharray=\"5 4\"/><text class=\"tick\" x=\"{3:.1f}\" y=\"{4:.1f}\">--min-score {5}</text>\n",
-        f.x(std::clamp(*settings_.rule.min_score, 0.0, 1.0)), f.top, f.top + f.height,
-        f.x(std::clamp(*settings_.rule.min_score, 0.0, 1.0)) + 5, f.top + 12, *settings_.rule.min_score);
+        "stroke-dasharray=\"5 4\"/><text class=\"tick\" x=\"{0:.1f}\" y=\"{3:.1f}\" "
+        "text-anchor=\"middle\">--min-score {4:g}</text>\n",
+        f.x(std::clamp(*settings_.rule.min_score, 0.0, 1.0)), f.top - 3, f.top + f.height, f.top - 7,
+        *settings_.rule.min_score);
   out += fmt::format("<rect class=\"frame\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"/>\n", f.left, f.top,
                      f.width, f.height);
   out += axis_title(f.left + f.width / 2, f.top + f.height + 42, "virus_score (the best chunk's P(virus))");
