@@ -237,4 +237,82 @@ CallCounts ResultFiles::publish_report(const fs::path& to) {
   return counts;
 }
 
+std::unique_ptr<MergedResultFiles> MergedResultFiles::open(const std::vector<fs::path>& shard_dirs,
+                                                           const fs::path& output_dir) {
+  for (const auto& dir : shard_dirs)
+    if (!fs::exists(dir / files::kChunks) || !fs::exists(dir / files::kViruses)) return nullptr;
+  return std::unique_ptr<MergedResultFiles>(new MergedResultFiles(shard_dirs, output_dir));
+}
+
+MergedResultFiles::MergedResultFiles(const std::vector<fs::path>& shard_dirs, const fs::path& out)
+    : output_dir_(out), chunks_(out / files::kChunks), viruses_(out / files::kViruses) {
+  std::ostringstream header;
+  write_chunks_header(header);
+  chunks_.write(header.str());
+  for (const auto& dir : shard_dirs) {
+    auto& s = *shards_.emplace_back(std::make_unique<Shard>());
+    s.chunks_path = dir / files::kChunks;
+    s.viruses_path = dir / files::kViruses;
+    s.chunks.open(s.chunks_path);
+    s.viruses.open(s.viruses_path);
+    std::string line;
+    if (!std::getline(s.chunks, line) || line + '\n' != header.str())
+      throw ResumeError(s.chunks_path.string() + ": not a chunks.tsv (its header differs)");
+    s.viruses_done = !std::getline(s.viruses, s.next_virus_line);
+  }
+}
+
+void MergedResultFiles::copy_record(std::size_t shard, std::string_view summary_row) {
+  Shard& s = *shards_.at(shard);
+  const auto row = parse_summary_row(summary_row);
+  if (!row) throw ResumeError("merge: malformed sequence_summary.tsv row of shard " + s.chunks_path.string());
+  const std::string id(row->id);
+  std::string line;
+  for (std::uint64_t k = 0; k < row->chunks; ++k) {
+    if (!std::getline(s.chunks, line) || line.compare(0, id.size() + 1, id + '\t') != 0)
+      throw ResumeError(s.chunks_path.string() + ": no row for chunk " + std::to_string(k + 1) + " of '" +
+                        id + "' where sequence_summary.tsv counts " + std::to_string(row->chunks));
+    chunks_.write(line);
+    chunks_.put('\n');
+  }
+  if (row->call != SequenceCall::kVirus) return;
+  if (s.viruses_done || s.next_virus_line.compare(0, id.size() + 2, '>' + id + ' ') != 0)
+    throw ResumeError(s.viruses_path.string() + ": no record of '" + id +
+                      "', which sequence_summary.tsv calls virus");
+  viruses_.write(s.next_virus_line);
+  viruses_.put('\n');
+  s.viruses_done = true;
+  while (std::getline(s.viruses, line)) {
+    if (line.starts_with('>')) {
+      s.next_virus_line = line;
+      s.viruses_done = false;
+      break;
+    }
+    viruses_.write(line);
+    viruses_.put('\n');
+  }
+}
+
+CallCounts MergedResultFiles::commit(const fs::path& merged_summary, const std::vector<std::string>& inputs,
+                                     const CallRule& rule) {
+  std::string line;
+  for (auto& s : shards_) {
+    if (std::getline(s->chunks, line))
+      throw ResumeError(s->chunks_path.string() + ": rows beyond its records");
+    if (!s->viruses_done) throw ResumeError(s->viruses_path.string() + ": records beyond those called virus");
+  }
+  chunks_.commit();
+  viruses_.commit();
+  ReportSettings settings;
+  settings.inputs = inputs;
+  settings.output_dir = output_dir_.string();
+  settings.rule = rule;
+  CallCounts counts;
+  write_atomic(output_dir_ / files::kReport, [&](io::AtomicFile& out) {
+    counts =
+        write_report(merged_summary, output_dir_ / files::kChunks, /*chunks_header=*/true, settings, out);
+  });
+  return counts;
+}
+
 }  // namespace vnp::pipeline

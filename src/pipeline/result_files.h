@@ -4,10 +4,14 @@
 // final files hold is derived from the partial files, so a resumed run publishes the same bytes.
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "io/atomic_file.h"
 
 #include "pipeline/predict.h"
 #include "pipeline/results.h"
@@ -47,6 +51,36 @@ class ResultFiles {
   CallRule rule_;
   std::int64_t dnabert_width_, esm_width_;
   std::unique_ptr<PartialFile> predictions_, summary_, calls_, records_, chunks_, viruses_, embeddings_;
+};
+
+// merge's side of chunks.tsv, virus.fna and report.html: the shards' rows interleaved record by
+// record, as merge interleaves the summary rows, and the report drawn from the merged files.
+class MergedResultFiles {
+ public:
+  // nullptr when some shard lacks chunks.tsv or virus.fna (written by an older version): merge then
+  // writes its other files only.
+  static std::unique_ptr<MergedResultFiles> open(const std::vector<std::filesystem::path>& shard_dirs,
+                                                 const std::filesystem::path& output_dir);
+  // After merge copied `summary_row` from shard `shard`: copies that record's chunk rows and, when it
+  // is called virus, its FASTA record. Throws ResumeError naming the shard file that does not match.
+  void copy_record(std::size_t shard, std::string_view summary_row);
+  // Checks that no shard holds more rows, then writes report.html from the merged sequence summary
+  // (complete at `merged_summary`) and commits the three files.
+  CallCounts commit(const std::filesystem::path& merged_summary, const std::vector<std::string>& inputs,
+                    const CallRule& rule);
+
+ private:
+  struct Shard {
+    std::filesystem::path chunks_path, viruses_path;
+    std::ifstream chunks, viruses;
+    std::string next_virus_line;  // the line after the last FASTA record copied ('>...' or empty)
+    bool viruses_done = false;
+  };
+  MergedResultFiles(const std::vector<std::filesystem::path>& shard_dirs, const std::filesystem::path& out);
+
+  std::filesystem::path output_dir_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  io::AtomicFile chunks_, viruses_;
 };
 
 }  // namespace vnp::pipeline

@@ -381,6 +381,47 @@ TEST(Filters, BadValuesAreUsageErrors) {
   EXPECT_EQ(predict({input}, dir / "c", {"--min-length", "-3"}).exit_code, 2);
 }
 
+// ---- merge: the shards' chunks.tsv and virus.fna interleaved as one run writes them, and a report
+
+TEST(Merge, ShardsGiveTheNewFilesOfASingleRun) {
+  test::ScratchDir dir;
+  const auto inputs = two_inputs();
+  const std::vector<std::string> options = {"--min-score", "0.55", "--min-length", "100"};
+  ASSERT_EQ(predict(inputs, dir / "single", options).exit_code, 0);
+  std::vector<std::string> merge = {"merge"};
+  for (int i = 0; i < 3; ++i) {
+    const fs::path shard = dir / ("shard_" + std::to_string(i));
+    auto extra = options;
+    extra.insert(extra.end(), {"--shard", std::to_string(i) + "/3"});
+    ASSERT_EQ(predict(inputs, shard, extra).exit_code, 0);
+    merge.push_back(shard.string());
+  }
+  merge.insert(merge.end(), {"-o", (dir / "merged").string()});
+  const auto r = test::run_virnucpro(merge);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* f : {"sequence_summary.tsv", "chunks.tsv", "virus.fna"})
+    EXPECT_EQ(test::read_file(dir / "single" / f), test::read_file(dir / "merged" / f)) << f;
+  const auto counts = [&](const char* run) {
+    json c = json::parse(test::read_file(dir / run / "run.json")).at("counts");
+    return std::vector<json>{c.at("virus"), c.at("others"), c.at("too_short"), c.at("no_valid_frame")};
+  };
+  EXPECT_EQ(counts("single"), counts("merged"));
+  // The same page but for the output folder it names.
+  std::string single = test::read_file(dir / "single/report.html"),
+              merged = test::read_file(dir / "merged/report.html");
+  const auto without = [](std::string html, const std::string& what) {
+    for (auto p = html.find(what); p != std::string::npos; p = html.find(what)) html.erase(p, what.size());
+    return html;
+  };
+  EXPECT_EQ(without(single, (dir / "single").string()), without(merged, (dir / "merged").string()));
+  // A shard whose virus.fna lost a record is refused.
+  test::write_file(dir / "shard_1/virus.fna", "");
+  merge.insert(merge.end(), "--force");
+  const auto refused = test::run_virnucpro(merge);
+  EXPECT_EQ(refused.exit_code, 5);
+  EXPECT_NE(refused.err.find("shard_1/virus.fna: no record of '"), std::string::npos) << refused.err;
+}
+
 // ---- report.html
 
 TEST_F(Outputs, ReportIsSelfContained) {
