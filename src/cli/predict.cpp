@@ -85,6 +85,12 @@ CommandAction setup(CLI::App& app, const GlobalOptions& global) {
   sub->add_flag("--keep-intermediate", o.keep_intermediate,
                 "Also write the chunked and identified FASTA files");
   sub->add_flag("--save-embeddings", o.save_embeddings, "Also write embeddings.h5");
+  sub->add_option("--min-score", o.min_score,
+                  "A chunk is viral when its best P(virus) >= S (default: the original rule)")
+      ->check(CLI::Range(0.0, 1.0));
+  sub->add_option("--min-length", o.min_length,
+                  "Records shorter than N bases are reported too_short, not scored")
+      ->check(CLI::NonNegativeNumber);
   return [a, &global] { pipeline::run_predict(resolve(*a, global)); };
 }
 

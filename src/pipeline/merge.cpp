@@ -14,6 +14,7 @@
 #include "io/atomic_file.h"
 #include "pipeline/chunk_call_sort.h"
 #include "pipeline/embeddings_h5.h"
+#include "pipeline/result_files.h"
 #include "pipeline/results.h"
 #include "util/error.h"
 #include "util/float_format.h"
@@ -401,12 +402,14 @@ struct ShardStreams {
   LineReader records, predictions, summary;
   std::unique_ptr<ShardEmbeddings> h5;
   std::uint64_t num_records = 0, num_frames = 0;
+  std::size_t index = 0;  // the shard's place among the shards
 };
 
 struct MergedRows {
   io::AtomicFile& predictions;
   io::AtomicFile& summary;
   MergedEmbeddings* embeddings;  // null without --save-embeddings
+  MergedResultFiles* results;    // chunks.tsv and virus.fna; null for shards without them
 };
 
 // Copies the next record of shard `s`: its summary row and its `frames` prediction rows (and embedding
@@ -419,6 +422,7 @@ void copy_record(ShardStreams& s, std::uint64_t frames, MergedRows& out) {
   const std::string id = line.substr(0, line.find('\t'));
   out.summary.write(line);
   out.summary.put('\n');
+  if (out.results) out.results->copy_record(s.index, line);
   const std::string prefix = id + "_chunk_";
   for (std::uint64_t k = 0; k < frames; ++k) {
     if (!s.predictions.next(line))
@@ -470,6 +474,24 @@ std::uint64_t interleave(std::vector<ShardStreams>& shards, MergedRows& out) {
       mismatch(s.h5->path(), "holds rows beyond the frames shard_records.tsv counts");
   }
   return g;
+}
+
+// The inputs and the call rule of the shards' run (the shards agree on their settings).
+std::vector<std::string> merged_inputs(const ShardInfo& s) {
+  std::vector<std::string> out;
+  for (const auto& in : member_or_empty(s.run, "inputs"))
+    if (in.is_string()) out.push_back(in.get<std::string>());
+  return out;
+}
+
+CallRule merged_rule(const ShardInfo& s) {
+  const json& settings = member_or_empty(s.run, "settings");
+  CallRule rule;
+  if (settings.contains("min_score") && settings.at("min_score").is_number())
+    rule.min_score = settings.at("min_score").get<double>();
+  if (settings.contains("min_length") && settings.at("min_length").is_number_unsigned())
+    rule.min_length = settings.at("min_length").get<std::uint64_t>();
+  return rule;
 }
 
 // The shard's own counts must agree with the rows found: a truncated shard_records.tsv is caught here.
@@ -539,7 +561,12 @@ void run_merge(const MergeOptions& o) {
 
   std::vector<ShardStreams> streams;
   streams.reserve(shards.size());
-  for (const auto& s : shards) streams.emplace_back(s, embeddings);
+  std::vector<fs::path> shard_dirs;
+  for (const auto& s : shards) {
+    streams.emplace_back(s, embeddings);
+    streams.back().index = shard_dirs.size();
+    shard_dirs.push_back(s.dir);
+  }
   std::unique_ptr<MergedEmbeddings> merged_h5;
   if (embeddings) {
     for (const auto& s : streams)
@@ -551,7 +578,8 @@ void run_merge(const MergeOptions& o) {
   io::AtomicFile predictions(o.output_dir / kPredictions), summary(o.output_dir / kSummary);
   predictions.write(header_line(write_prediction_header) + "\n");
   summary.write(header_line(write_summary_header) + "\n");
-  MergedRows out{predictions, summary, merged_h5.get()};
+  const auto results = MergedResultFiles::open(shard_dirs, o.output_dir);
+  MergedRows out{predictions, summary, merged_h5.get(), results.get()};
   const std::uint64_t records = interleave(streams, out);
   for (std::size_t i = 0; i < shards.size(); ++i) check_counts(shards[i], streams[i]);
 
@@ -565,6 +593,8 @@ void run_merge(const MergeOptions& o) {
   summary.commit();
   highest.commit();
   predictions.commit();
+  if (results)
+    results->commit(o.output_dir / kSummary, merged_inputs(shards.front()), merged_rule(shards.front()));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   io::AtomicFile run_json(o.output_dir / kRunJson);  // last: its presence marks a finished merge
   run_json.write(merged_run_json(o, shards, seconds).dump(2) + "\n");

@@ -26,6 +26,7 @@
 #include "pipeline/embeddings_h5.h"
 #include "pipeline/encoders.h"
 #include "pipeline/progress.h"
+#include "pipeline/result_files.h"
 #include "pipeline/results.h"
 #include "pipeline/run_info.h"
 #include "pipeline/run_state.h"
@@ -69,16 +70,22 @@ struct Segment {
 // Adds a record to the segment: its score skeleton (chunks with frames, scores to come) and the token
 // ids of its frames for the encoders.
 void add_record(const io::SequenceRecord& record, const seq::RecordFrames& split, const Encoders& encoders,
-                Segment& segment) {
+                std::uint64_t min_length, Segment& segment) {
   static const tokenize::EsmAlphabet alphabet;
   PendingRecord& p = segment.records.emplace_back();
   p.index = record.index;
   p.scores.id = record.id;
   p.scores.length = record.sequence.size();
+  p.scores.source = record.source;
+  // Below --min-length: reported too_short, nothing goes to the encoders.
+  p.scores.too_short = record.sequence.size() < min_length;
+  if (p.scores.too_short) return;
   p.scores.num_chunks = split.chunks.size();
+  for (const auto& c : split.chunks) p.scores.spans.push_back(c.span);
+  if (!split.frames.empty()) p.scores.sequence = record.sequence;  // for virus.fna, until it is scored
   for (const auto& f : split.frames) {
     if (p.scores.chunks.empty() || p.scores.chunks.back().chunk_id != f.chunk_id)
-      p.scores.chunks.push_back({f.chunk_id, {}});
+      p.scores.chunks.push_back({f.chunk_id, {}, f.chunk_number});
     p.scores.chunks.back().frames.push_back({f.id(), 0.0f, 0.0f});
   }
   // Slots are taken after the vectors stopped growing (a deque keeps its elements in place).
@@ -90,140 +97,6 @@ void add_record(const io::SequenceRecord& record, const seq::RecordFrames& split
     work.esm_ids.push_back(alphabet.encode(f.protein));
   }
 }
-
-// The results of one run: appended to the partial files of the run state as records complete, and
-// published as the final files (SPEC §4) once every record is scored.
-class ResultFiles {
- public:
-  ResultFiles(const PredictOptions& o, const RunState& state, std::int64_t dnabert_width,
-              std::int64_t esm_width)
-      : options_(o),
-        state_(state),
-        dnabert_width_(dnabert_width),
-        esm_width_(esm_width),
-        predictions_(open("predictions.part")),
-        summary_(open("summary.part")),
-        calls_(open("calls.part")),
-        records_(open("records.part")) {
-    if (state.committed("predictions.part") == 0) {
-      std::ostringstream header, summary_header;
-      write_prediction_header(header);
-      write_summary_header(summary_header);
-      predictions_->write(header.str());
-      summary_->write(summary_header.str());
-      records_->write("record_index\tframes\n");
-    }
-    if (o.save_embeddings) embeddings_ = open("embeddings.part");
-  }
-
-  void add(const RecordScores& record, std::uint64_t record_index) {
-    std::ostringstream rows, summary, calls;
-    write_prediction_rows(rows, record);
-    write_summary_row(summary, record);
-    std::size_t frames = 0;
-    for (const auto& chunk : record.chunks) {
-      const ChunkCall c = call_chunk(chunk);
-      calls << c.chunk_id << '\t' << format_float32_shortest(c.max_score1) << '\t'
-            << format_float32_shortest(c.max_score2) << '\n';
-      frames += chunk.frames.size();
-    }
-    predictions_->write(rows.str());
-    summary_->write(summary.str());
-    calls_->write(calls.str());
-    records_->write(std::to_string(record_index) + '\t' + std::to_string(frames) + '\n');
-  }
-
-  bool saves_embeddings() const { return embeddings_ != nullptr; }
-  // Binary rows: u32 id length, the id, dnabert_width then esm_width floats.
-  void add_embeddings(const std::string& id, const float* dnabert, const float* esm) {
-    const auto n = static_cast<std::uint32_t>(id.size());
-    embeddings_->write({reinterpret_cast<const char*>(&n), sizeof n});
-    embeddings_->write(id);
-    embeddings_->write(
-        {reinterpret_cast<const char*>(dnabert), sizeof(float) * static_cast<std::size_t>(dnabert_width_)});
-    embeddings_->write(
-        {reinterpret_cast<const char*>(esm), sizeof(float) * static_cast<std::size_t>(esm_width_)});
-  }
-
-  // Syncs every partial file; returns their committed lengths for the journal.
-  std::map<std::string, std::uint64_t> sync() {
-    std::map<std::string, std::uint64_t> out;
-    for (PartialFile* f : files()) out[f->path().filename().string()] = f->sync();
-    return out;
-  }
-
-  // Writes the final files from the partial ones (copies: a crash here leaves the run resumable).
-  void publish() {
-    for (PartialFile* f : files()) f->close();
-    copy_to(predictions_->path(), files::kPredictions);
-    copy_to(summary_->path(), files::kSummary);
-    if (options_.shard) copy_to(records_->path(), files::kShardRecords);
-    publish_highestscore();
-    if (embeddings_) publish_embeddings();
-  }
-
- private:
-  std::unique_ptr<PartialFile> open(const std::string& name) {
-    return std::make_unique<PartialFile>(state_.partial_path(name), state_.committed(name));
-  }
-  std::vector<PartialFile*> files() {
-    std::vector<PartialFile*> out = {predictions_.get(), summary_.get(), calls_.get(), records_.get()};
-    if (embeddings_) out.push_back(embeddings_.get());
-    return out;
-  }
-  void copy_to(const fs::path& from, const std::string& name) {
-    std::ifstream in(from, std::ios::binary);
-    io::AtomicFile out(options_.output_dir / name);
-    std::vector<char> buf(1 << 20);
-    while (in) {
-      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-      out.write({buf.data(), static_cast<std::size_t>(in.gcount())});
-    }
-    out.commit();
-  }
-  void publish_highestscore() {
-    ChunkCallSorter sorter(calls_->path().parent_path());
-    std::ifstream in(calls_->path());
-    std::string id, max1, max2;
-    while (std::getline(in, id, '\t') && std::getline(in, max1, '\t') && std::getline(in, max2)) {
-      const float a = std::stof(max1), b = std::stof(max2);
-      sorter.add({id, b >= a, a, b});
-    }
-    io::AtomicFile csv(options_.output_dir / files::kHighestScore);
-    sorter.write_sorted(csv);
-    csv.commit();
-  }
-  void publish_embeddings() {
-    EmbeddingsH5Writer h5(options_.output_dir / files::kEmbeddings,
-                          {{"dnabert", dnabert_width_}, {"esm", esm_width_}});
-    std::ifstream in(embeddings_->path(), std::ios::binary);
-    std::vector<std::string> ids;
-    std::vector<float> dnabert, esm;
-    auto flush = [&] {
-      h5.append(ids, {dnabert.data(), esm.data()});
-      ids.clear(), dnabert.clear(), esm.clear();
-    };
-    std::uint32_t n = 0;
-    while (in.read(reinterpret_cast<char*>(&n), sizeof n)) {
-      std::string id(n, '\0');
-      in.read(id.data(), n);
-      ids.push_back(std::move(id));
-      for (auto [v, width] : {std::pair{&dnabert, dnabert_width_}, {&esm, esm_width_}}) {
-        v->resize(v->size() + static_cast<std::size_t>(width));
-        in.read(reinterpret_cast<char*>(v->data() + v->size() - static_cast<std::size_t>(width)),
-                static_cast<std::streamsize>(sizeof(float) * static_cast<std::size_t>(width)));
-      }
-      if (ids.size() == 4096) flush();
-    }
-    flush();
-    h5.commit();
-  }
-
-  const PredictOptions& options_;
-  const RunState& state_;
-  std::int64_t dnabert_width_, esm_width_;
-  std::unique_ptr<PartialFile> predictions_, summary_, calls_, records_, embeddings_;
-};
 
 // The original's intermediate files (--keep-intermediate), one set per input file, in input order.
 class IntermediateFiles {
@@ -380,7 +253,7 @@ class SegmentProducer {
       splitter_.split(record.index, record.id, record.sequence, split);
       if (intermediate_) intermediate_->add(record, split);
       if (record.index < records_done_) continue;  // scored before the interruption
-      add_record(record, split, encoders_, *segment);
+      add_record(record, split, encoders_, options_.min_length, *segment);
       if (segment->slots.size() >= window_frames_ && !hand_out()) return;
     }
     hand_out();  // the last, maybe empty: its journal entry counts the records after the last frame
@@ -517,14 +390,13 @@ void run_predict(const PredictOptions& o) {
     log::warn("no chunk has a stop-free frame: nothing was scored");
 
   if (intermediate) intermediate->commit();
-  results.publish();
+  info.calls = results.publish();
   info.add_stage("total", start);
   std::string device_names;
   for (const auto& d : devices) device_names += (device_names.empty() ? "" : ",") + d.str();
   info.write(o.output_dir / files::kRunJson, device_names, fingerprint);
   state.finish();
-  log::info("Scored {} frames of {} records; results in {}", info.counters.frames, info.counters.records,
-            o.output_dir.string());
+  log::info("{}", format_call_counts(info.calls, o.output_dir.string()));
 }
 
 }  // namespace vnp::pipeline

@@ -32,7 +32,9 @@ struct PredictOptions {
   std::optional<Shard> shard;
   bool keep_intermediate = false;
   bool save_embeddings = false;
-  std::string command_line;  // as typed, for run.json
+  std::optional<double> min_score;  // --min-score: a chunk is viral when its best P(virus) >= it
+  std::uint64_t min_length = 0;     // --min-length: shorter records are reported too_short, not scored
+  std::string command_line;         // as typed, for run.json
 };
 
 // Runs the whole prediction; throws vnp::Error subclasses (SPEC §8) on failure.

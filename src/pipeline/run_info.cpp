@@ -69,7 +69,9 @@ nlohmann::json settings_json(const PredictOptions& o) {
           {"threads", o.threads},
           {"shard", o.shard ? json{{"index", o.shard->index}, {"count", o.shard->count}} : json(nullptr)},
           {"keep_intermediate", o.keep_intermediate},
-          {"save_embeddings", o.save_embeddings}};
+          {"save_embeddings", o.save_embeddings},
+          {"min_score", o.min_score ? json(*o.min_score) : json(nullptr)},
+          {"min_length", o.min_length}};
 }
 
 void RunInfo::add_stage(const std::string& name, std::chrono::steady_clock::time_point since) {
@@ -104,7 +106,12 @@ void RunInfo::write(const fs::path& path, const std::string& device, const std::
         {"chunks", counters.chunks},
         {"frames", counters.frames},
         {"dnabert_tokens", counters.dnabert_tokens},
-        {"esm_tokens", counters.esm_tokens}}},
+        {"esm_tokens", counters.esm_tokens},
+        {"sequences", calls.sequences()},
+        {"virus", calls.virus},
+        {"others", calls.others},
+        {"no_valid_frame", calls.no_valid_frame},
+        {"too_short", calls.too_short}}},
       {"stage_seconds", stages},
       {"fingerprint", fingerprint},
       {"complete", true},

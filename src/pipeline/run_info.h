@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pipeline/predict.h"
+#include "pipeline/results.h"
 
 namespace vnp::pipeline {
 
@@ -32,6 +33,7 @@ class RunInfo {
              const std::string& fingerprint) const;
 
   RunCounters counters;
+  CallCounts calls;  // sequences by call, once the results are published
   // Tokens per encoder batch this run used: --token-budget, or the default the devices' free memory
   // gave. Outside "settings": the default may differ between runs and shards without changing results
   // beyond rounding, so neither the resume fingerprint nor merge's comparison of settings includes it.
