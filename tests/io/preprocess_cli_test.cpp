@@ -2,7 +2,11 @@
 // errors naming file and record, no partial output under a final name.
 #include <gtest/gtest.h>
 
+#include <htslib/hts.h>
+
+#include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <random>
 
 #include "io_test_util.h"
@@ -181,6 +185,81 @@ TEST(PreprocessCli, BamInput) {
   convert_sam(dir / "r.sam", dir / "r.bam", "wb");
   ASSERT_EQ(preprocess({(dir / "r.bam").string()}, dir / "out").exit_code, 0);
   EXPECT_EQ(read_file(dir / "out" / "r_chunked500.fa"), ">r_chunk_1\nATGAAACCC\n");
+}
+
+std::string md5_hex(const std::string& data) {
+  hts_md5_context* md5 = hts_md5_init();
+  hts_md5_update(md5, data.data(), static_cast<unsigned long>(data.size()));
+  unsigned char digest[16];
+  hts_md5_final(digest, md5);
+  hts_md5_destroy(md5);
+  char hex[33];
+  hts_md5_hex(hex, digest);
+  return hex;
+}
+
+// Sets an environment variable for the test's lifetime (the program run by the test inherits it).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::optional<std::string>& value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value)
+      ::setenv(name, value->c_str(), 1);
+    else
+      ::unsetenv(name);
+  }
+  ~ScopedEnv() {
+    if (old_)
+      ::setenv(name_, old_->c_str(), 1);
+    else
+      ::unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+// An aligned CRAM needs its reference to decode. htslib would fetch it from URLs in REF_PATH, from
+// the EBI server when REF_PATH is unset, and from a URL in the @SQ UR tag: none of them may be asked.
+TEST(PreprocessCli, CramReferenceIsNeverFetched) {
+  ScratchDir dir;
+  ConnectionCounter server;
+  const std::string url = "http://127.0.0.1:" + std::to_string(server.port());
+  std::mt19937 rng(2);
+  std::string reference;
+  for (int i = 0; i < 2000; ++i) reference += "ACGT"[rng() & 3];
+  const std::string md5 = md5_hex(reference);
+  fs::create_directories(dir / "refs");
+  write_file(dir / "refs" / md5, reference);
+  std::string sam =
+      "@HD\tVN:1.6\tSO:coordinate\n@SQ\tSN:chr1\tLN:2000\tM5:" + md5 + "\tUR:" + url + "/ref.fa\n";
+  for (int r = 0; r < 20; ++r)
+    sam += "r" + std::to_string(r) + "\t0\tchr1\t" + std::to_string(1 + 50 * r) + "\t60\t60M\t*\t0\t0\t" +
+           reference.substr(static_cast<std::size_t>(50 * r), 60) + "\t*\n";
+  write_file(dir / "a.sam", sam);
+  {
+    ScopedEnv ref_path("REF_PATH", (dir / "refs" / "%s").string());
+    convert_sam(dir / "a.sam", dir / "a.cram", "wc");
+    const auto found = preprocess({(dir / "a.cram").string()}, dir / "ok");
+    ASSERT_EQ(found.exit_code, 0) << found.err;
+    EXPECT_NE(read_file(dir / "ok" / "a_chunked500.fa").find(">r19_chunk_1\n" + reference.substr(950, 60)),
+              std::string::npos);
+  }
+  ScopedEnv home("HOME", dir.path().string()), xdg("XDG_CACHE_HOME", std::nullopt),
+      cache("REF_CACHE", std::nullopt);
+  for (const std::optional<std::string>& ref_path :
+       {std::optional<std::string>(url + "/%s"), std::optional<std::string>((dir / "none" / "%s").string()),
+        std::optional<std::string>(std::nullopt)}) {
+    ScopedEnv env("REF_PATH", ref_path);
+    const fs::path out = dir / "out";
+    const auto r = preprocess({(dir / "a.cram").string()}, out);
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find("a.cram"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("reference not found: @SQ 'chr1'"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+  }
+  EXPECT_EQ(server.connections(), 0);
 }
 
 }  // namespace
