@@ -9,7 +9,17 @@
 #include <optional>
 #include <random>
 
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdio>
+#include <utility>
+
 #include "io_test_util.h"
+#include "seq/chunking.h"
 #include "test_util.h"
 
 namespace vnp::test {
@@ -185,6 +195,102 @@ TEST(PreprocessCli, BamInput) {
   convert_sam(dir / "r.sam", dir / "r.bam", "wb");
   ASSERT_EQ(preprocess({(dir / "r.bam").string()}, dir / "out").exit_code, 0);
   EXPECT_EQ(read_file(dir / "out" / "r_chunked500.fa"), ">r_chunk_1\nATGAAACCC\n");
+}
+
+// `virnucpro ARGS` started in the background, its stderr in `err`.
+pid_t start_virnucpro(const std::vector<std::string>& args, const fs::path& err) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    std::vector<std::string> copy = args;
+    std::string binary = VNP_BINARY;
+    std::vector<char*> argv = {binary.data()};
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (!std::freopen(err.c_str(), "wb", stderr)) std::_Exit(127);
+    ::execv(binary.c_str(), argv.data());
+    std::_Exit(127);
+  }
+  return pid;
+}
+
+// The exit code once the process ends, or -1 if it still runs after `seconds`.
+int wait_for_exit(pid_t pid, int seconds) {
+  for (int waited = 0; waited < seconds * 100; ++waited) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid)
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    ::usleep(10'000);
+  }
+  return -1;
+}
+
+// Only predict honoured SIGTERM/SIGINT. The input is a FIFO the test feeds: the program is stopped
+// between records (no timing involved), must exit 143/130 and leave no file behind, temporary or final.
+TEST(PreprocessCli, SigtermAndSigintStopTheLoopAndRemoveTemporaries) {
+  std::signal(SIGPIPE, SIG_IGN);  // the program may stop reading while the test still writes
+  for (const auto& [signal, code] : {std::pair{SIGTERM, 143}, std::pair{SIGINT, 130}}) {
+    ScratchDir dir;
+    ASSERT_EQ(::mkfifo((dir / "in.fa").c_str(), 0600), 0);
+    const pid_t pid = start_virnucpro(
+        {"preprocess", (dir / "in.fa").string(), "-o", (dir / "out").string(), "--quiet"}, dir / "err");
+    std::FILE* fifo = std::fopen((dir / "in.fa").c_str(), "w");
+    ASSERT_NE(fifo, nullptr);
+    auto feed = [&](int from, int to) {
+      for (int r = from; r < to; ++r) std::fprintf(fifo, ">r%d\nATGAAACCCGGGTTT\n", r);
+      std::fflush(fifo);
+    };
+    // More than htslib's 64 KiB read buffer on each side of the signal: records flow while the FIFO stays
+    // open, so only the signal can end the run early.
+    feed(0, 5000);
+    ::kill(pid, signal);
+    feed(5000, 10000);
+    int rc = wait_for_exit(pid, 20);
+    std::fclose(fifo);  // end of input: a program that ignored the signal now finishes with 0
+    if (rc < 0) rc = wait_for_exit(pid, 20);
+    EXPECT_EQ(rc, code) << read_file(dir / "err");
+    EXPECT_TRUE(fs::exists(dir / "out"));
+    if (fs::exists(dir / "out")) {
+      EXPECT_TRUE(fs::is_empty(dir / "out")) << "files left in " << (dir / "out");
+    }
+  }
+}
+
+// A chunk size beyond every record (--expected-length 18446744073709551615 once gave 0 chunks and exit
+// 0): each record is one chunk, as the original's arithmetic gives.
+TEST(PreprocessCli, HugeExpectedLengthGivesOneChunkPerRecord) {
+  ScratchDir dir;
+  write_file(dir / "a.fa", ">a\nATGAAACCC\n>b\nATGTTT\n");
+  const auto r =
+      preprocess({(dir / "a.fa").string()}, dir / "out", {"--expected-length", "18446744073709551615"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_file(dir / "out" / "a_chunked18446744073709551615.fa"),
+            ">a_chunk_1\nATGAAACCC\n>b_chunk_1\nATGTTT\n");
+  EXPECT_NE(read_file(dir / "out" / "a_identified_protein.faa").find(">a_chunk_1F1\nMKP\n"),
+            std::string::npos);
+}
+
+// A record longer than a batch is cut into pieces of chunks: the files are those of one piece per record.
+TEST(PreprocessCli, LongRecordIsWrittenPieceByPiece) {
+  ScratchDir dir;
+  std::mt19937 rng(4);
+  std::string contig;
+  for (int i = 0; i < 3'500'000; ++i) contig += "ACGTacgt"[rng() & 7];
+  write_file(dir / "c.fa", ">contig\n" + contig + "\n>tail\nATGAAA\n");
+  for (const std::string threads : {"1", "3"})
+    ASSERT_EQ(preprocess({(dir / "c.fa").string()}, dir / ("t" + threads), {"--threads", threads}).exit_code,
+              0);
+  const std::string chunked = read_file(dir / "t1" / "c_chunked500.fa");
+  const std::size_t chunks = (contig.size() + 499) / 500;
+  EXPECT_NE(chunked.find(">contig_chunk_" + std::to_string(chunks) + "\n"), std::string::npos);
+  EXPECT_EQ(chunked.find(">contig_chunk_" + std::to_string(chunks + 1) + "\n"), std::string::npos);
+  // Chunk 2100 straddles a piece boundary (2097 chunks of 500 per piece): its bytes are the record's.
+  const std::size_t at = chunked.find(">contig_chunk_2100\n");
+  ASSERT_NE(at, std::string::npos);
+  const seq::ChunkSpan span = seq::chunk_spans(contig.size(), 500)[2099];
+  std::string body = chunked.substr(at + 19, 520);
+  body.erase(std::remove(body.begin(), body.end(), '\n'), body.end());
+  EXPECT_EQ(body.substr(0, 500), contig.substr(span.begin, 500));
+  EXPECT_EQ(outputs_of(dir / "t3", "c"), outputs_of(dir / "t1", "c"));
 }
 
 std::string md5_hex(const std::string& data) {
