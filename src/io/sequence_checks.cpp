@@ -2,6 +2,9 @@
 
 #include <array>
 
+#include "io/record_parser.h"
+#include "util/log.h"
+
 namespace vnp::io {
 namespace {
 
@@ -44,6 +47,17 @@ bool looks_like_protein(std::string_view sequence) {
     protein_only += kind == Letter::kProteinOnly;
   }
   return letters >= kMinLettersToJudge && protein_only * 10 > letters;
+}
+
+void ProteinInputWarning::check(const SequenceRecord& record) {
+  if (warned_ && record.source == warned_source_) return;
+  if (!looks_like_protein(record.sequence)) return;
+  warned_ = true;
+  warned_source_ = record.source;
+  log::warn(
+      "{}: record '{}' looks like protein, not DNA: INPUT must hold nucleotide sequences (scores of "
+      "proteins mean nothing)",
+      display_name(record.source), record.id);
 }
 
 }  // namespace vnp::io

@@ -1,7 +1,10 @@
 #pragma once
 // Cheap checks on what the readers hand out, shared by the parsers and the pipelines.
 #include <cstddef>
+#include <string>
 #include <string_view>
+
+#include "io/sequence_record.h"
 
 namespace vnp::io {
 
@@ -18,5 +21,16 @@ bool is_valid_qname(std::string_view name);
 // protein, none of DNA). X counts as neither (masked DNA and unknown residues both use it).
 // Needs at least 20 letters to judge; shorter sequences are never called protein.
 bool looks_like_protein(std::string_view sequence);
+
+// Warns once per input file whose records look like protein (looks_like_protein), naming the file
+// and the first such record: predict scores DNA, and proteins would give meaningless scores.
+class ProteinInputWarning {
+ public:
+  void check(const SequenceRecord& record);
+
+ private:
+  std::string warned_source_;
+  bool warned_ = false;
+};
 
 }  // namespace vnp::io
