@@ -87,9 +87,33 @@ TEST(PreprocessCli, GzipStdinAndCrlfGiveTheSameOutputs) {
   ASSERT_EQ(gz_stdin.exit_code, 0) << gz_stdin.err;
   const std::string expected = outputs_of(dir / "plain", "messy");
   EXPECT_EQ(outputs_of(dir / "gz_stdin", "stdin"), expected);
-  EXPECT_EQ(outputs_of(dir / "gz", "m.fa"), expected);  // Path("m.fa.gz").stem
+  EXPECT_EQ(outputs_of(dir / "gz", "m"), expected);  // compression and FASTA suffixes both stripped
   EXPECT_EQ(outputs_of(dir / "crlf", "crlf"), expected);
   EXPECT_EQ(outputs_of(dir / "stdin", "stdin"), expected);
+}
+
+// bzip2, xz and zstd inputs give the plain file's outputs, under the stem without both suffixes.
+TEST(PreprocessCli, Bzip2XzAndZstdInputs) {
+  ScratchDir dir;
+  const std::string fasta = read_file(data_path("preprocess/messy.fa"));
+  ASSERT_EQ(preprocess({data_path("preprocess/messy.fa").string()}, dir / "plain").exit_code, 0);
+  const std::string expected = outputs_of(dir / "plain", "messy");
+  write_file(dir / "messy.fa.bz2", bzip2_compress(fasta));
+  write_file(dir / "messy.fasta.xz", xz_compress(fasta));
+  write_file(dir / "messy.fna.zst", zstd_compress(fasta));
+  for (const std::string name : {"messy.fa.bz2", "messy.fasta.xz", "messy.fna.zst"}) {
+    const auto r = preprocess({(dir / name).string()}, dir / ("out_" + name));
+    ASSERT_EQ(r.exit_code, 0) << name << r.err;
+    EXPECT_EQ(outputs_of(dir / ("out_" + name), "messy"), expected) << name;
+  }
+  const auto stdin_run = preprocess({"-"}, dir / "stdin", {}, (dir / "messy.fna.zst").string());
+  ASSERT_EQ(stdin_run.exit_code, 0) << stdin_run.err;
+  EXPECT_EQ(outputs_of(dir / "stdin", "stdin"), expected);
+  // reads.fa and reads.fa.gz now share the stem "reads": refused before anything is written.
+  write_gzip(dir / "messy.fa.gz", fasta);
+  const auto same =
+      preprocess({data_path("preprocess/messy.fa").string(), (dir / "messy.fa.gz").string()}, dir / "o");
+  EXPECT_EQ(same.exit_code, 2) << same.err;
 }
 
 TEST(PreprocessCli, SeveralInputsGetTheirOwnFiles) {
