@@ -186,7 +186,8 @@ CommandAction setup(CLI::App& app, const GlobalOptions& global) {
       "VirNucPro (no models). Writes {stem}_chunked{L}.fa, {stem}_identified_nucleotide.fa and "
       "{stem}_identified_protein.faa per input.");
   sub->add_option("INPUT", options->inputs,
-                  "FASTA/FASTQ (plain, gzip, bgzip; - for stdin) or SAM/BAM/CRAM; format from content")
+                  "FASTA/FASTQ (plain, gzip, bgzip, bzip2, xz, zstd; - for stdin) or SAM/BAM/CRAM; format "
+                  "from content")
       ->required();
   sub->add_option("-m,--model-type", options->model_type, "Chunk size: 300 or 500")
       ->check(CLI::IsMember({300, 500}))
