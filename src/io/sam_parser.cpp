@@ -1,7 +1,7 @@
 // SAM, BAM and CRAM through htslib, as `samtools fastq` turns them into reads (SPEC §1): secondary
 // and supplementary alignments skipped, reverse-strand reads reverse-complemented back to their
 // sequenced orientation, mates named with /1 and /2. Read names must follow SAM's QNAME rule. CRAM
-// references are looked up locally only (keep_cram_references_local; URL-valued @SQ UR tags dropped).
+// references are looked up locally only (keep_cram_references_local; @SQ UR tags kept only for local files).
 #include <htslib/bgzf.h>
 #include <htslib/cram.h>
 #include <htslib/hfile.h>
@@ -92,13 +92,17 @@ std::optional<std::string> missing_reference(sam_hdr_t* header) {
   return std::nullopt;
 }
 
-// htslib opens a CRAM reference named by a URL in @SQ UR with hopen, that is over the network: such
-// tags are removed from the header the decoder uses, so only M5 lookups in local paths remain.
-void drop_remote_reference_urls(sam_hdr_t* header) {
+// htslib opens the CRAM reference named in @SQ UR with hopen, over the network for a URL, and prints
+// its own error for a missing file: every UR that is not an existing local file is removed from the
+// header the decoder uses, so only local M5 lookups remain (a missing reference is then reported as
+// "reference not found" by read_failure).
+void keep_local_reference_files(sam_hdr_t* header) {
   const int lines = sam_hdr_count_lines(header, "SQ");
-  for (int i = 0; i < lines; ++i) {
+  for (int i = lines - 1; i >= 0; --i) {
     const std::string ur = header_tag(header, i, "UR");
-    if (ur.empty() || ur.rfind("file:", 0) == 0 || !looks_like_url(ur)) continue;
+    if (ur.empty()) continue;
+    const bool file_url = ur.rfind("file:", 0) == 0;
+    if ((file_url || !looks_like_url(ur)) && is_regular_file(file_url ? ur.substr(5) : ur)) continue;
     const std::string name = header_tag(header, i, "SN");
     sam_hdr_remove_tag_id(header, "SQ", "SN", name.c_str(), "UR");
   }
@@ -117,7 +121,7 @@ class SamParser final : public RecordParser {
       close();
       throw InputError(name_, "", "cannot read the SAM/BAM/CRAM header");
     }
-    if (cram_) drop_remote_reference_urls(cram_fd_get_header(file_->fp.cram));
+    if (cram_) keep_local_reference_files(cram_fd_get_header(file_->fp.cram));
     record_ = bam_init1();
   }
 

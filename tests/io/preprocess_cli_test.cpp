@@ -390,6 +390,19 @@ TEST(PreprocessCli, CramReferenceIsNeverFetched) {
     EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
   }
   EXPECT_EQ(server.connections(), 0);
+  // A UR naming a local file that is gone: the same one-line error (htslib would add its own line).
+  std::string gone = sam;
+  gone.replace(gone.find(url + "/ref.fa"), url.size() + 7, (dir / "gone.fa").string());
+  write_file(dir / "b.sam", gone);
+  {
+    ScopedEnv ref_path("REF_PATH", (dir / "refs" / "%s").string());
+    convert_sam(dir / "b.sam", dir / "b.cram", "wc");
+  }
+  ScopedEnv env("REF_PATH", (dir / "none" / "%s").string());
+  const auto r = preprocess({(dir / "b.cram").string()}, dir / "out_b");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("reference not found: @SQ 'chr1'"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
 }
 
 }  // namespace
