@@ -6,6 +6,10 @@ pkg_check_modules(OPENBLAS REQUIRED IMPORTED_TARGET openblas)
 # `models download` (Debian libcurl4-gnutls-dev: libhts-dev needs the GnuTLS flavour).
 pkg_check_modules(LIBCURL REQUIRED IMPORTED_TARGET libcurl)
 find_package(ZLIB REQUIRED)
+# bzip2, xz and zstd FASTA/FASTQ input (io/decompress.cpp).
+find_package(BZip2 REQUIRED)
+pkg_check_modules(LIBLZMA REQUIRED IMPORTED_TARGET liblzma)
+pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
 find_package(Threads REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)

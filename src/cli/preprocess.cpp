@@ -2,11 +2,13 @@
 // Per input: {stem}_chunked{L}.fa, {stem}_identified_nucleotide.fa, {stem}_identified_protein.faa.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <deque>
 #include <filesystem>
 #include <future>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,6 +21,7 @@
 #include "io/sequence_reader.h"
 #include "seq/frames.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 #include "util/log.h"
 
 namespace vnp::cli {
@@ -49,13 +52,22 @@ void check_distinct_stems(const std::vector<std::string>& inputs) {
 }
 
 // Records are split and formatted in batches on worker threads; the main thread reads and writes the
-// batches in input order, so the files do not depend on the thread count. Batches are bounded in bases
-// and at most threads + 1 are in flight: memory stays flat whatever the input size.
+// batches in input order, so the files do not depend on the thread count. A batch is a list of pieces,
+// each a few chunks of one record: a record longer than a batch is cut into pieces, so that a 200 Mbp
+// contig's chunks, frames and output text are never all held at once. Batches are bounded in bases and
+// at most threads + 1 are in flight: memory stays flat whatever the input (one record plus the batches).
 constexpr std::size_t kBatchBases = 1 << 20;
-constexpr std::size_t kBatchRecords = 4096;
+constexpr std::size_t kBatchPieces = 4096;
+
+// Chunks [first, last) of one record; `last_of_record` counts the record once it is written.
+struct Piece {
+  std::shared_ptr<const io::SequenceRecord> record;
+  std::size_t first = 0, last = 0;
+  bool last_of_record = false;
+};
 
 struct Batch {
-  std::vector<io::SequenceRecord> records;
+  std::vector<Piece> pieces;
   std::size_t bases = 0;
   std::string chunked, nucleotide, protein;  // the batch's part of each output file
   InputCounts counts;
@@ -64,8 +76,9 @@ struct Batch {
 Batch split_and_format(Batch batch, std::size_t chunk_size) {
   seq::FrameSplitter splitter(chunk_size);
   seq::RecordFrames out;
-  for (const auto& record : batch.records) {
-    splitter.split(record.index, record.id, record.sequence, out);
+  for (const auto& piece : batch.pieces) {
+    const io::SequenceRecord& record = *piece.record;
+    splitter.split_range(record.index, record.id, record.sequence, piece.first, piece.last, out);
     for (const auto& chunk : out.chunks)
       io::append_fasta_record(batch.chunked, chunk.id, {},
                               std::string_view(record.sequence).substr(chunk.span.begin, chunk.span.length()),
@@ -75,15 +88,16 @@ Batch split_and_format(Batch batch, std::size_t chunk_size) {
                               frame.nucleotide, 0);
       io::append_fasta_record(batch.protein, frame.chunk_id, seq::frame_suffix(frame.tag), frame.protein, 0);
     }
-    ++batch.counts.records;
+    batch.counts.records += piece.last_of_record;
     batch.counts.chunks += out.chunks.size();
     batch.counts.frames += out.frames.size();
   }
-  batch.records.clear();
+  batch.pieces.clear();  // the records go as soon as their batch is done
   return batch;
 }
 
-// Streams one input into its three files; returns the counts.
+// Streams one input into its three files; returns the counts. Ctrl-C and SIGTERM are checked between
+// pieces: the temporary files are removed as the exception unwinds (exit 130 / 143).
 InputCounts preprocess_input(const std::string& input, const std::filesystem::path& dir,
                              std::size_t chunk_size, int threads, std::uint64_t& next_index) {
   const std::string stem = io::input_stem(input);
@@ -102,6 +116,7 @@ InputCounts preprocess_input(const std::string& input, const std::filesystem::pa
 
   std::deque<std::future<Batch>> in_flight;
   auto submit = [&](Batch batch) {
+    check_interrupted();
     if (threads <= 1) return write(split_and_format(std::move(batch), chunk_size));
     in_flight.push_back(std::async(std::launch::async, split_and_format, std::move(batch), chunk_size));
     if (in_flight.size() > static_cast<std::size_t>(threads)) {
@@ -110,17 +125,35 @@ InputCounts preprocess_input(const std::string& input, const std::filesystem::pa
     }
   };
 
+  const seq::FrameSplitter counter(chunk_size);
+  // Chunks per piece: a piece holds about a batch of bases (at least one chunk).
+  const std::size_t piece_chunks = std::max<std::size_t>(1, kBatchBases / chunk_size);
   io::SequenceReader reader({input}, next_index);
   io::SequenceRecord record;
   Batch batch;
   while (reader.next(record)) {
-    batch.bases += record.sequence.size();
-    batch.records.push_back(std::move(record));
-    if (batch.bases >= kBatchBases || batch.records.size() >= kBatchRecords) submit(std::exchange(batch, {}));
+    check_interrupted();
+    const std::size_t length = record.sequence.size();
+    std::size_t chunks = 0;
+    try {
+      chunks = counter.chunk_count(length);
+    } catch (const std::length_error& e) {
+      throw InputError(io::display_name(input), record.id, e.what());
+    }
+    auto shared = std::make_shared<const io::SequenceRecord>(std::move(record));
+    std::size_t first = 0;
+    do {  // an empty record is one empty piece: it is counted, it writes nothing
+      const std::size_t last = std::min(chunks, first + piece_chunks);
+      batch.pieces.push_back({shared, first, last, last == chunks});
+      batch.bases += chunks == 0 ? 0 : std::min(length, (last - first) * std::min(chunk_size, length));
+      if (batch.bases >= kBatchBases || batch.pieces.size() >= kBatchPieces) submit(std::exchange(batch, {}));
+      first = last;
+    } while (first < chunks);
   }
-  if (!batch.records.empty()) submit(std::move(batch));
+  if (!batch.pieces.empty()) submit(std::move(batch));
   for (auto& pending : in_flight) write(pending.get());
   next_index = reader.next_index();
+  check_interrupted();
   chunked.commit();
   nucleotide.commit();
   protein.commit();
@@ -153,7 +186,8 @@ CommandAction setup(CLI::App& app, const GlobalOptions& global) {
       "VirNucPro (no models). Writes {stem}_chunked{L}.fa, {stem}_identified_nucleotide.fa and "
       "{stem}_identified_protein.faa per input.");
   sub->add_option("INPUT", options->inputs,
-                  "FASTA/FASTQ (plain, gzip, bgzip; - for stdin) or SAM/BAM/CRAM; format from content")
+                  "FASTA/FASTQ (plain, gzip, bgzip, bzip2, xz, zstd; - for stdin) or SAM/BAM/CRAM; format "
+                  "from content")
       ->required();
   sub->add_option("-m,--model-type", options->model_type, "Chunk size: 300 or 500")
       ->check(CLI::IsMember({300, 500}))

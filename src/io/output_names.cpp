@@ -1,8 +1,35 @@
 #include "io/output_names.h"
 
+#include <algorithm>
+#include <array>
+#include <cctype>
 #include <string_view>
 
 namespace vnp::io {
+namespace {
+
+constexpr std::array<std::string_view, 5> kCompressionSuffixes = {".gz", ".bgz", ".bz2", ".xz", ".zst"};
+constexpr std::array<std::string_view, 7> kSequenceSuffixes = {".fa",  ".fasta", ".fna",  ".ffn",
+                                                               ".faa", ".fq",    ".fastq"};
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// `name` without one of `suffixes` (something must stay in front of it); false if none ends it.
+template <std::size_t N>
+bool strip_suffix(std::string_view& name, const std::array<std::string_view, N>& suffixes) {
+  for (const auto suffix : suffixes)
+    if (name.size() > suffix.size() && iequals(name.substr(name.size() - suffix.size()), suffix)) {
+      name.remove_suffix(suffix.size());
+      return true;
+    }
+  return false;
+}
+
+}  // namespace
 
 std::string input_stem(const std::string& path) {
   if (path == "-") return "stdin";
@@ -16,6 +43,10 @@ std::string input_stem(const std::string& path) {
       name = part;
       break;
     }
+  }
+  if (strip_suffix(name, kCompressionSuffixes)) {
+    strip_suffix(name, kSequenceSuffixes);
+    return std::string(name);
   }
   const std::size_t dot = name.rfind('.');
   if (dot != std::string_view::npos && dot > 0 && dot + 1 < name.size()) name = name.substr(0, dot);

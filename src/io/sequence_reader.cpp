@@ -3,7 +3,11 @@
 namespace vnp::io {
 
 SequenceReader::SequenceReader(std::vector<std::string> paths, std::uint64_t first_index)
-    : paths_(std::move(paths)), next_index_(first_index) {}
+    : paths_(std::move(paths)), next_index_(first_index) {
+  // Here, on the thread that builds the reader: it changes the environment, which a reader running on
+  // another thread must not do while the program reads variables.
+  keep_cram_references_local();
+}
 
 SequenceReader::~SequenceReader() = default;
 

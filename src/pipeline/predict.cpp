@@ -12,7 +12,6 @@
 #include <mutex>
 #include <sstream>
 #include <thread>
-#include <unordered_set>
 #include <utility>
 
 #include <unistd.h>
@@ -21,8 +20,10 @@
 #include "io/atomic_file.h"
 #include "io/fasta_writer.h"
 #include "io/output_names.h"
+#include "io/sequence_checks.h"
 #include "io/sequence_reader.h"
 #include "pipeline/chunk_call_sort.h"
+#include "pipeline/duplicate_ids.h"
 #include "pipeline/embeddings_h5.h"
 #include "pipeline/encoders.h"
 #include "pipeline/progress.h"
@@ -151,18 +152,6 @@ void maybe_kill_for_test(std::uint64_t segment, bool journaled) {
   if (journaled && *at == point + "i") std::raise(SIGINT);
 }
 
-// Warns once per input ID seen before (SPEC §2: duplicates are scored apart and keep their ID).
-class DuplicateIds {
- public:
-  void check(const io::SequenceRecord& record) {
-    if (!seen_.insert(std::hash<std::string>{}(record.id)).second)
-      log::warn("{}: record '{}': duplicate ID; its rows will share the ID", record.source, record.id);
-  }
-
- private:
-  std::unordered_set<std::size_t> seen_;
-};
-
 // The CPU side of the pipeline on its own thread, ahead of the devices (DESIGN.md "Pipeline and
 // scale"): reads the records, splits them into chunks and frames, writes the intermediate files and
 // tokenizes the frames for both encoders, handing out whole segments in input order. At most
@@ -227,7 +216,8 @@ class SegmentProducer {
   }
 
   void produce() {
-    DuplicateIds duplicates;
+    DuplicateIds duplicates(options_.output_dir);
+    io::ProteinInputWarning protein_input;
     io::SequenceRecord record;
     seq::RecordFrames split;
     auto segment = std::make_unique<Segment>();
@@ -249,13 +239,15 @@ class SegmentProducer {
       const bool mine = !shard || record.index % static_cast<std::uint64_t>(shard->count) ==
                                       static_cast<std::uint64_t>(shard->index);
       if (!mine) continue;
-      duplicates.check(record);
+      duplicates.add(record);
+      protein_input.check(record);
       splitter_.split(record.index, record.id, record.sequence, split);
       if (intermediate_) intermediate_->add(record, split);
       if (record.index < records_done_) continue;  // scored before the interruption
       add_record(record, split, encoders_, options_.min_length, *segment);
       if (segment->slots.size() >= window_frames_ && !hand_out()) return;
     }
+    duplicates.warn();
     hand_out();  // the last, maybe empty: its journal entry counts the records after the last frame
   }
 

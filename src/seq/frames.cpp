@@ -1,6 +1,11 @@
 #include "seq/frames.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <array>
+#include <limits>
+#include <stdexcept>
 
 #include "seq/translate.h"
 
@@ -48,11 +53,26 @@ FrameSplitter::FrameSplitter(std::size_t chunk_size) : chunk_size_(chunk_size) {
 
 void FrameSplitter::split(std::uint64_t record_index, std::string_view record_id, std::string_view sequence,
                           RecordFrames& out) {
+  split_range(record_index, record_id, sequence, 0, chunk_count(sequence.size()), out);
+}
+
+std::size_t FrameSplitter::chunk_count(std::size_t length) const {
+  const std::size_t count = ChunkLayout(length, chunk_size_).count();
+  if (count > std::numeric_limits<std::uint32_t>::max())
+    throw std::length_error(fmt::format("a record of {} bases has {} chunks of {}: too many to number",
+                                        length, count, chunk_size_));
+  return count;
+}
+
+void FrameSplitter::split_range(std::uint64_t record_index, std::string_view record_id,
+                                std::string_view sequence, std::size_t first, std::size_t last,
+                                RecordFrames& out) {
   out.chunks.clear();
   out.frames.clear();
-  chunk_spans(sequence.size(), chunk_size_, spans_);
-  for (std::size_t k = 0; k < spans_.size(); ++k) {
-    Chunk chunk{static_cast<std::uint32_t>(k + 1), spans_[k], chunk_id(record_id, k + 1)};
+  const ChunkLayout layout(sequence.size(), chunk_size_);
+  last = std::min(last, chunk_count(sequence.size()));
+  for (std::size_t k = first; k < last; ++k) {
+    Chunk chunk{static_cast<std::uint32_t>(k + 1), layout.span(k), chunk_id(record_id, k + 1)};
     add_frames(record_index, chunk, sequence.substr(chunk.span.begin, chunk.span.length()), out.frames);
     out.chunks.push_back(std::move(chunk));
   }

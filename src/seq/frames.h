@@ -64,12 +64,21 @@ class FrameSplitter {
   void split(std::uint64_t record_index, std::string_view record_id, std::string_view sequence,
              RecordFrames& out);
 
+  // The number of chunks of a record of `length` bases. Throws std::length_error when they cannot
+  // be numbered (more than 2^32 - 1: a chunk size far too small for the record).
+  std::size_t chunk_count(std::size_t length) const;
+
+  // Overwrites `out` with chunks [first, last) of one record (0-based; numbered first+1..last) and
+  // their kept frames: the same chunks and frames as split(), a part at a time, so that a long
+  // record's output is produced in bounded pieces.
+  void split_range(std::uint64_t record_index, std::string_view record_id, std::string_view sequence,
+                   std::size_t first, std::size_t last, RecordFrames& out);
+
  private:
   void add_frames(std::uint64_t record_index, const Chunk& chunk, std::string_view chunk_seq,
                   std::vector<Frame>& frames);
 
   std::size_t chunk_size_;
-  std::vector<ChunkSpan> spans_;
   std::string upper_, reverse_, protein_;
 };
 

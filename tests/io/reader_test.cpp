@@ -5,8 +5,10 @@
 
 #include <random>
 #include <string>
+#include <utility>
 
 #include "io/record_parser.h"
+#include "io/sequence_checks.h"
 #include "io/sequence_reader.h"
 #include "io_test_util.h"
 #include "test_util.h"
@@ -73,6 +75,60 @@ TEST(Fasta, CrlfLineEndingsAreAccepted) {
   for (char c : kFasta) crlf += c == '\n' ? std::string("\r\n") : std::string(1, c);
   write_file(dir / "crlf.fa", crlf);
   expect_reference_records(read_all({(dir / "crlf.fa").string()}));
+}
+
+// Old Mac files end lines with a lone CR; Python's universal newlines (Biopython's reading) split them.
+TEST(Fasta, CrOnlyLineEndingsReadRecordByRecord) {
+  ScratchDir dir;
+  std::string fasta, cr;
+  for (int r = 0; r < 50; ++r)
+    fasta +=
+        ">rec" + std::to_string(r) + " desc\nACGT\n" + std::string(static_cast<std::size_t>(r), 'G') + "\n\n";
+  for (char c : fasta) cr += c == '\n' ? '\r' : c;
+  write_file(dir / "mac.fa", cr);
+  const auto records = read_all({(dir / "mac.fa").string()});
+  ASSERT_EQ(records.size(), 50u);
+  for (std::size_t r = 0; r < records.size(); ++r) {
+    EXPECT_EQ(records[r].id, "rec" + std::to_string(r));
+    EXPECT_EQ(records[r].sequence, "ACGT" + std::string(r, 'G'));
+  }
+  std::string mixed;  // one file, three conventions: "\r\n" is one line end, not two
+  for (std::size_t i = 0; i < kFasta.size(); ++i)
+    mixed += kFasta[i] != '\n' ? std::string(1, kFasta[i])
+                               : std::string(i % 3 == 0   ? "\r"
+                                             : i % 3 == 1 ? "\r\n"
+                                                          : "\n");
+  write_file(dir / "mixed.fa", mixed);
+  expect_reference_records(read_all({(dir / "mixed.fa").string()}));
+}
+
+TEST(Fastq, CrOnlyLineEndings) {
+  ScratchDir dir;
+  write_file(dir / "mac.fq", "@r1\rACGT\r+\rIIII\r@r2\rGG\r+\rII\r");
+  const auto records = read_all({(dir / "mac.fq").string()});
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[1].id, "r2");
+  EXPECT_EQ(records[1].sequence, "GG");
+}
+
+// An ID is copied into every chunk and frame of its record: beyond 64 KiB it is an input error. A long
+// description is read past, not kept.
+TEST(Fasta, IdLengthIsCapped) {
+  ScratchDir dir;
+  const std::string longest(io::kMaxIdBytes, 'x');
+  write_file(dir / "ok.fa", ">" + longest + " " + std::string(3'000'000, 'd') + "\nACGT\n>b\nGG\n");
+  const auto records = read_all({(dir / "ok.fa").string()});
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].id, longest);
+  EXPECT_EQ(records[0].sequence, "ACGT");
+  write_file(dir / "long.fa", ">a\nAC\n>" + longest + "y\nACGT\n");
+  const std::string message = input_error(dir / "long.fa");
+  EXPECT_TRUE(contains(message, "#2")) << message;
+  EXPECT_TRUE(contains(message, "ID longer than 65536 bytes")) << message;
+  write_file(dir / "huge.fq", "@" + std::string(10'000'000, 'q') + "\nA\n+\nI\n");
+  EXPECT_TRUE(contains(input_error(dir / "huge.fq"), "ID longer than"));
+  write_file(dir / "ctl.fa", ">ok " + std::string(100'000, 'd') + "\x01\nACGT\n");  // past the kept bytes
+  EXPECT_TRUE(contains(input_error(dir / "ctl.fa"), "binary"));
 }
 
 TEST(Fasta, GzipAndBgzipAreReadTransparently) {
@@ -266,10 +322,59 @@ TEST(Hostile, MissingFile) {
   EXPECT_TRUE(contains(input_error(dir / "missing.fa"), "cannot open"));
 }
 
-TEST(Hostile, OtherCompressionIsRefused) {
+// bzip2, xz and zstd are detected from their content, like gzip, and streamed.
+TEST(Compression, Bzip2XzAndZstdAreRead) {
   ScratchDir dir;
+  const std::vector<std::pair<std::string, std::string (*)(const std::string&)>> codecs = {
+      {"bz2", bzip2_compress}, {"xz", xz_compress}, {"zst", zstd_compress}};
+  std::string big;  // several decoder buffers
+  std::mt19937 rng(9);
+  for (int r = 0; r < 400; ++r) {
+    big += ">r" + std::to_string(r) + "\n";
+    for (int i = 0; i < 1000; ++i) big += "ACGT"[rng() & 3];
+    big += '\n';
+  }
+  for (const auto& [suffix, compress] : codecs) {
+    SCOPED_TRACE(suffix);
+    write_file(dir / ("a.fa." + suffix), compress(kFasta));
+    expect_reference_records(read_all({(dir / ("a.fa." + suffix)).string()}));
+    write_file(dir / ("reads." + suffix), compress("@q1\nACGT\n+\nIIII\n"));  // any name: content decides
+    const auto fastq = read_all({(dir / ("reads." + suffix)).string()});
+    ASSERT_EQ(fastq.size(), 1u);
+    EXPECT_EQ(fastq[0].sequence, "ACGT");
+    // Concatenated streams (pbzip2, `cat a.xz b.xz`, zstd frames) are one file.
+    write_file(dir / ("both." + suffix), compress(">a\nACGT\n") + compress(">b\nGGCC\n"));
+    const auto both = read_all({(dir / ("both." + suffix)).string()});
+    ASSERT_EQ(both.size(), 2u);
+    EXPECT_EQ(both[1].sequence, "GGCC");
+    const std::string packed = compress(big);
+    write_file(dir / ("big." + suffix), packed);
+    const auto records = read_all({(dir / ("big." + suffix)).string()});
+    ASSERT_EQ(records.size(), 400u);
+    EXPECT_EQ(records[399].sequence.size(), 1000u);
+    write_file(dir / ("cut." + suffix), packed.substr(0, packed.size() / 2));
+    const std::string cut = input_error(dir / ("cut." + suffix));
+    EXPECT_TRUE(contains(cut, "truncated") || contains(cut, "corrupt")) << cut;
+    write_file(dir / ("tail." + suffix), packed.substr(0, packed.size() - 1));  // only the end cut
+    const std::string tail = input_error(dir / ("tail." + suffix));
+    EXPECT_TRUE(contains(tail, "truncated") || contains(tail, "corrupt")) << tail;
+  }
   write_file(dir / "x.bz2", std::string("BZh91AY&SY\x01\x02\x03\x04", 14));
-  input_error(dir / "x.bz2");
+  EXPECT_TRUE(contains(input_error(dir / "x.bz2"), "bzip2"));
+}
+
+// INPUT is a file name: hopen() would fetch http(s)://, ftp://, s3:// and decode data: itself.
+TEST(Hostile, UrlLikeInputsAreNotFetched) {
+  ConnectionCounter server;
+  for (const std::string& url : std::vector<std::string>{
+           "data:,%3Ea%0AACGT%0A", "http://127.0.0.1:" + std::to_string(server.port()) + "/r.fa",
+           "https://127.0.0.1:" + std::to_string(server.port()) + "/r.fa",
+           "ftp://127.0.0.1:" + std::to_string(server.port()) + "/r.fa", "s3://bucket/r.fa",
+           "gs://bucket/r.fa"}) {
+    const std::string message = input_error(url);
+    EXPECT_TRUE(contains(message, "looks like a URL")) << message;
+  }
+  EXPECT_EQ(server.connections(), 0);
 }
 
 // Mapped reads: reverse strand, secondary, supplementary, mates.
@@ -344,6 +449,26 @@ TEST(Sam, TruncatedBamIsAnError) {
   input_error(dir / "cut.bam");
   write_file(dir / "no_eof.bam", bam.substr(0, bam.size() - 28));
   EXPECT_TRUE(contains(input_error(dir / "no_eof.bam"), "truncated"));
+}
+
+// A read name holding a newline or a tab would forge rows or columns of every result file.
+TEST(Sam, ReadNamesFollowTheQnameRule) {
+  ScratchDir dir;
+  const std::string longest(254, 'n');
+  for (const char* mode : {"wb", "wc"}) {
+    SCOPED_TRACE(mode);
+    write_reads_named(dir / "ok.bam", {"a", "!?AZ~:/|", longest}, mode);
+    const auto records = read_all({(dir / "ok.bam").string()});
+    ASSERT_EQ(records.size(), 3u);
+    EXPECT_EQ(records[2].id, longest);
+    for (const std::string& bad : {std::string("x\ny\tz"), std::string("two\tcols"), std::string("sp ace"),
+                                   std::string("at@"), std::string("\xc3\xa9")}) {  // BAM holds <= 254
+      write_reads_named(dir / "bad.bam", {"fine", bad}, mode);
+      const std::string message = input_error(dir / "bad.bam");
+      EXPECT_TRUE(contains(message, "'#2'")) << message;
+      EXPECT_TRUE(contains(message, "QNAME")) << message;
+    }
+  }
 }
 
 TEST(Sam, MalformedSamLineIsAnError) {

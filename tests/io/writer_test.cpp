@@ -83,7 +83,16 @@ TEST(FastaWriter, UnwrappedLayout) {
 }
 
 TEST(OutputNames, StemIsPythonPathStem) {
-  EXPECT_EQ(io::input_stem("reads.fa.gz"), "reads.fa");
+  // Compression and then FASTA/FASTQ suffixes are stripped (issue 16), in either case.
+  EXPECT_EQ(io::input_stem("reads.fa.gz"), "reads");
+  EXPECT_EQ(io::input_stem("/d/r.FASTQ.GZ"), "r");
+  for (const char* suffix : {".fa", ".fasta", ".fna", ".ffn", ".faa", ".fq", ".fastq", ""})
+    for (const char* compression : {".gz", ".bgz", ".bz2", ".xz", ".zst"})
+      EXPECT_EQ(io::input_stem(std::string("s1") + suffix + compression), "s1") << suffix << compression;
+  EXPECT_EQ(io::input_stem("notes.txt.gz"), "notes.txt");  // not a sequence suffix: kept
+  EXPECT_EQ(io::input_stem("a.b.fq.xz"), "a.b");
+  EXPECT_EQ(io::input_stem(".gz"), ".gz");
+  EXPECT_EQ(io::input_stem("x.bam"), "x");
   EXPECT_EQ(io::input_stem("/data/a.b.fasta"), "a.b");
   EXPECT_EQ(io::input_stem("dir/x.fna"), "x");
   EXPECT_EQ(io::input_stem("noext"), "noext");

@@ -2,6 +2,9 @@
 // (identify_seq examples), plus the codon rules of §2.2.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <limits>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -78,6 +81,60 @@ TEST(Chunking, InvariantsOverAllLengths) {
 
 TEST(Chunking, ZeroChunkSizeIsRejected) {
   EXPECT_THROW(chunk_spans(10, 0), std::invalid_argument);
+}
+
+// The original's loop, transliterated from units.py:9-36 (moves summed chunk by chunk): the closed
+// form of ChunkLayout::span must agree with it everywhere.
+std::vector<ChunkSpan> loop_reference(std::size_t length, std::size_t c) {
+  std::vector<ChunkSpan> out;
+  const std::size_t n = (length + c - 1) / c;
+  if (n == 0) return out;
+  const std::size_t repeat = n * c - length, lower = repeat / n, need_up = repeat - lower * (n - 1);
+  std::size_t shift = 0;
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::size_t begin = k * c > 1 ? k * c - shift : 0;
+    out.push_back({begin, std::min(begin + c, length)});
+    shift += k < need_up ? lower + 1 : (k < n - 1 ? lower : 0);
+  }
+  return out;
+}
+
+TEST(Chunking, LayoutAgreesWithTheOriginalLoop) {
+  for (std::size_t c : {1u, 2u, 3u, 7u, 300u, 500u})
+    for (std::size_t length = 0; length <= 5 * c + 11; ++length)
+      ASSERT_EQ(chunk_spans(length, c), loop_reference(length, c)) << "C=" << c << " L=" << length;
+  for (std::size_t length : {1'000'003u, 200'000'000u}) {
+    const ChunkLayout layout(length, 500);
+    const auto reference = loop_reference(length, 500);
+    ASSERT_EQ(layout.count(), reference.size());
+    for (std::size_t k : {std::size_t{0}, std::size_t{1}, reference.size() / 2, reference.size() - 1})
+      EXPECT_EQ(layout.span(k), reference[k]) << k;
+  }
+}
+
+// --expected-length 18446744073709551615 once wrapped ceil(L/C) to 0 chunks: a chunk size beyond the
+// record is one chunk, the whole record (as the original's arithmetic gives).
+TEST(Chunking, HugeChunkSizesDoNotOverflow) {
+  const std::size_t max = std::numeric_limits<std::size_t>::max();
+  for (std::size_t c : {max, max - 1, max / 2 + 1, std::size_t{1} << 40}) {
+    EXPECT_EQ(chunk_spans(1, c), (std::vector<ChunkSpan>{{0, 1}})) << c;
+    EXPECT_EQ(chunk_spans(12345, c), (std::vector<ChunkSpan>{{0, 12345}})) << c;
+    EXPECT_TRUE(chunk_spans(0, c).empty());
+  }
+  EXPECT_EQ(chunk_spans(max, max), (std::vector<ChunkSpan>{{0, max}}));
+  EXPECT_EQ(chunk_spans(max, max / 2 + 1).size(), 2u);
+  FrameSplitter splitter(max);
+  RecordFrames out;
+  splitter.split(0, "r", "ATGAAATTT", out);
+  ASSERT_EQ(out.chunks.size(), 1u);
+  EXPECT_EQ(out.chunks[0].span, (ChunkSpan{0, 9}));
+  EXPECT_FALSE(out.frames.empty());
+}
+
+TEST(Chunking, ChunksBeyondNumberingAreRefused) {
+  FrameSplitter splitter(1);
+  EXPECT_EQ(splitter.chunk_count(std::size_t{1} << 32 >> 1), std::size_t{1} << 31);
+  EXPECT_THROW(splitter.chunk_count(std::size_t{1} << 33), std::length_error);
 }
 
 TEST(Chunking, ChunkIdCountsFromOne) {
@@ -235,6 +292,32 @@ TEST(FrameSplitter, ChunksKeepCaseAndOrder) {
     const auto& b = out.frames[i];
     EXPECT_TRUE(a.chunk_number < b.chunk_number || (a.chunk_number == b.chunk_number && a.tag < b.tag));
   }
+}
+
+// A record split a few chunks at a time gives exactly the chunks and frames of one split.
+TEST(FrameSplitter, RangesConcatenateToTheWholeSplit) {
+  std::string seq;
+  std::uint32_t state = 1;
+  for (int i = 0; i < 7777; ++i) seq += "ACGTacgtN"[(state = state * 1103515245 + 12345) >> 16 & 7];
+  FrameSplitter splitter(300);
+  RecordFrames whole, part;
+  splitter.split(4, "rec", seq, whole);
+  std::vector<Chunk> chunks;
+  std::vector<std::string> frames;
+  for (std::size_t first = 0; first < splitter.chunk_count(seq.size()); first += 4) {
+    splitter.split_range(4, "rec", seq, first, first + 4, part);
+    chunks.insert(chunks.end(), part.chunks.begin(), part.chunks.end());
+    for (const auto& f : part.frames) frames.push_back(f.id() + f.nucleotide + f.protein);
+  }
+  ASSERT_EQ(chunks.size(), whole.chunks.size());
+  for (std::size_t k = 0; k < chunks.size(); ++k) {
+    EXPECT_EQ(chunks[k].id, whole.chunks[k].id);
+    EXPECT_EQ(chunks[k].span, whole.chunks[k].span);
+    EXPECT_EQ(chunks[k].number, whole.chunks[k].number);
+  }
+  std::vector<std::string> expected;
+  for (const auto& f : whole.frames) expected.push_back(f.id() + f.nucleotide + f.protein);
+  EXPECT_EQ(frames, expected);
 }
 
 }  // namespace
