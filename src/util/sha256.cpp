@@ -4,36 +4,39 @@
 
 #include <array>
 #include <fstream>
-#include <memory>
 #include <vector>
 
 #include "util/error.h"
+#include "util/interrupt.h"
 
 namespace vnp {
-namespace {
 
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new(), EVP_MD_CTX_free) { EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr); }
-  void update(const void* data, size_t n) { EVP_DigestUpdate(ctx_.get(), data, n); }
-  std::string hex() {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx_.get(), md.data(), &len);
-    static const char* digits = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < len; ++i) {
-      out += digits[md[i] >> 4];
-      out += digits[md[i] & 15];
-    }
-    return out;
-  }
-
- private:
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx_;
+struct Sha256::Context {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md{EVP_MD_CTX_new(), EVP_MD_CTX_free};
 };
 
-}  // namespace
+Sha256::Sha256() : ctx_(std::make_unique<Context>()) {
+  EVP_DigestInit_ex(ctx_->md.get(), EVP_sha256(), nullptr);
+}
+
+Sha256::~Sha256() = default;
+
+void Sha256::update(const void* data, std::size_t n) {
+  EVP_DigestUpdate(ctx_->md.get(), data, n);
+}
+
+std::string Sha256::hex() {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx_->md.get(), md.data(), &len);
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += digits[md[i] >> 4];
+    out += digits[md[i] & 15];
+  }
+  return out;
+}
 
 std::string sha256_hex(const std::string& bytes) {
   Sha256 h;
@@ -47,6 +50,7 @@ std::string sha256_file_hex(const std::filesystem::path& path) {
   Sha256 h;
   std::vector<char> buf(1 << 20);
   while (in) {
+    check_interrupted();
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
     h.update(buf.data(), static_cast<size_t>(in.gcount()));
   }
