@@ -604,7 +604,8 @@ void run_predict(const PredictOptions& o) {
   const std::string precision = resolved_precision(o.precision, devices);  // fails before any work
   const std::uint64_t window_frames = segment_frames();
   check_inputs(o);
-  log::info("Device {}, precision {}, {} threads", device_names(devices), precision, o.threads);
+  log::info("Device {}, precision {}, {} CPU thread{}", device_names(devices), precision, o.threads,
+            o.threads == 1 ? "" : "s");
   const OutputLock lock(o.output_dir);
   maybe_hold_for_test();
   const json description = describe_run(o, precision, window_frames);  // hashes inputs and models

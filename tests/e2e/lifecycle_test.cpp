@@ -2,8 +2,8 @@
 // nothing that blocks the corrected one, a finished run is not redone, a refused one says what
 // differs, a kill in the final clean-up resumes cleanly, run.json says what was read and written,
 // and the test hooks live only in the test build.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -356,7 +356,7 @@ TEST_F(Lifecycle, RunJsonSaysWhatWasReadWithWhatAndWhatWasWritten) {
     EXPECT_EQ(listed.at("lines"), std::count(bytes.begin(), bytes.end(), '\n')) << f;
     EXPECT_EQ(listed.at("sha256"), sha256_hex(bytes)) << f;
   }
-  EXPECT_NE(r.err.find("Device cpu, precision fp32, 1 threads"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("Device cpu, precision fp32, 1 CPU thread\n"), std::string::npos) << r.err;
   EXPECT_LT(r.err.find("Device cpu"), r.err.find("Loading")) << r.err;
   EXPECT_NE(r.err.find("Token budget: 4096 tokens per encoder batch"), std::string::npos) << r.err;
 }
