@@ -170,6 +170,14 @@ TEST_F(Lifecycle, AFailedRunLeavesNothingThatBlocksTheCorrectedOne) {
   EXPECT_FALSE(fs::exists(out / ".virnucpro-run")) << "state left behind by a run that committed nothing";
   r = predict(input, out, {"--resume"}, dir / "bad.pth");
   EXPECT_EQ(r.exit_code, 3) << r.err;
+  // An -o that cannot be a folder: one line naming it, before any model is loaded.
+  test::write_file(dir / "a_file", "");
+  r = predict(input, dir / "a_file/out");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find((dir / "a_file/out").string() + ": cannot create the output folder"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("Loading"), std::string::npos) << r.err;
   r = predict(input, out);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ASSERT_EQ(predict(input, dir / "reference").exit_code, 0);
