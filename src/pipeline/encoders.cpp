@@ -7,6 +7,7 @@
 #include "engine/backend.h"
 #include "tokenize/esm_alphabet.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 #include "util/log.h"
 
 namespace vnp::pipeline {
@@ -58,8 +59,10 @@ Encoders Encoders::load(const ModelPaths& paths, engine::Device device, engine::
   auto dnabert = models::Dnabert2::load(paths.dnabert, device);
   if (!dnabert.has_tokenizer())
     throw ModelError(paths.dnabert.string(), "", "no tokenizer.json beside the DNABERT-S weights");
+  check_interrupted();  // each model takes seconds to load: SIGINT/SIGTERM is honoured between them
   log::info("Loading ESM-2 from {}", paths.esm.string());
   auto esm = models::Esm2::load(paths.esm, device);
+  check_interrupted();
   log::info("Loading classifier from {}", paths.classifier.string());
   auto mlp = models::MlpClassifier::load(paths.classifier);
   const std::int64_t width = dnabert.config().hidden_size + esm.config().hidden;

@@ -16,6 +16,8 @@
 #include "pipeline/embeddings_h5.h"
 #include "pipeline/result_files.h"
 #include "pipeline/results.h"
+#include "pipeline/run_info.h"
+#include "pipeline/run_state.h"
 #include "util/error.h"
 #include "util/float_format.h"
 #include "util/log.h"
@@ -67,6 +69,27 @@ void require_file(const fs::path& dir, const char* name) {
     mismatch(dir, std::string("incomplete shard: no ") + name + " (did its predict job finish?)");
 }
 
+// Every member of "counts" is a whole number (merge adds them up).
+void check_counts_are_counts(const fs::path& file, const json& run) {
+  const json& counts = member_or_empty(run, "counts");
+  if (!counts.is_object()) mismatch(file, "counts is " + counts.dump() + ", not an object of counts");
+  for (const auto& [key, value] : counts.items())
+    if (!value.is_number_unsigned())
+      mismatch(file, "counts." + key + " is " + value.dump() + ", not a count");
+}
+
+// The result files are the ones predict wrote: run.json lists each with its bytes, lines and SHA-256,
+// so a file cut mid-row, or one that lost its last row, is refused.
+void check_files_as_written(const fs::path& dir, const json& run, const std::vector<const char*>& needed) {
+  const json& listed = member_or_empty(run, "files");
+  for (const char* name : needed)
+    if (!listed.contains(name))
+      mismatch(dir / kRunJson, std::string("lists no size and SHA-256 for ") + name +
+                                   " (written by an older virnucpro? run the shard again)");
+  const std::string problem = check_result_files(dir, listed);
+  if (!problem.empty()) mismatch(dir, "damaged shard: " + problem + "; run the shard again");
+}
+
 ShardInfo read_shard(const fs::path& dir) {
   if (!fs::is_directory(dir)) mismatch(dir, "no such shard folder");
   const fs::path file = dir / kRunJson;
@@ -87,39 +110,25 @@ ShardInfo read_shard(const fs::path& dir) {
   }
   if (s.count < 1 || s.index < 0 || s.index >= s.count)
     mismatch(file, "settings.shard " + shard_name(s) + " is not I/N with 0 <= I < N");
-  for (const char* name : {kPredictions, kHighestScore, kSummary, kShardRecords}) require_file(dir, name);
-  if (s.run.at("settings").value("save_embeddings", false)) require_file(dir, kEmbeddings);
+  check_counts_are_counts(file, s.run);
+  std::vector<const char*> needed = {kPredictions, kHighestScore, kSummary, kShardRecords};
+  if (s.run.at("settings").value("save_embeddings", false)) needed.push_back(kEmbeddings);
+  for (const char* name : needed) require_file(dir, name);
+  check_files_as_written(dir, s.run, needed);
   return s;
 }
 
-// What must be equal across the shards of one run. Left out: the shard index, timings, counts,
-// devices and the resume fingerprint (they differ by design), the thread count (no result depends
-// on it, SPEC §4) and model locations (a node may hold its own copy: files are compared by name, size
-// and SHA-256).
-json run_identity(const json& run) {
-  json settings = run.at("settings");
-  settings.erase("shard");
-  settings.erase("threads");
-  json models = json::object();
-  for (const auto& [name, model] : run.at("models").items()) {
-    json files = json::array();
-    for (const auto& f : model.at("files"))
-      files.push_back({{"name", fs::path(f.at("path").get<std::string>()).filename().string()},
-                       {"size", f.at("size")},
-                       {"sha256", f.at("sha256")}});
-    models[name] = files;
-  }
-  return {{"version", run.at("version")},
-          {"inputs", run.at("inputs")},
-          {"settings", settings},
-          {"models", models}};
-}
-
+// What must be equal across the shards of one run: run_identity (inputs by size and content hash,
+// not path; model files by name, size and SHA-256, not location: a node may hold its own copy;
+// settings but the thread count) without the shard. Left out as well: timings, counts, devices, hosts
+// and the resume fingerprint (they differ by design).
 json identity_of(const ShardInfo& s) {
   try {
-    return run_identity(s.run);
+    json identity = run_identity(s.run);
+    identity["settings"].erase("shard");
+    return identity;
   } catch (const json::exception& e) {
-    mismatch(s.dir / kRunJson, std::string("not a run.json of predict: ") + e.what());
+    mismatch(s.dir / kRunJson, std::string("not a run.json of this virnucpro version: ") + e.what());
   }
 }
 
@@ -129,14 +138,11 @@ void check_same_run(const ShardInfo& first, const ShardInfo& other) {
                                        std::to_string(other.count) + ", " + first.dir.string() +
                                        " from one into " + std::to_string(first.count));
   const json a = identity_of(first), b = identity_of(other);
-  const json diff = json::diff(a, b);
-  if (diff.empty()) return;
-  const json::json_pointer where(diff.front().at("path").get<std::string>());
-  const std::string mine = b.contains(where) ? b.at(where).dump() : "nothing";
-  const std::string theirs = a.contains(where) ? a.at(where).dump() : "nothing";
+  const auto d = first_difference(a, b, other.run);
+  if (!d) return;
   mismatch(other.dir / kRunJson, "shard " + shard_name(other) + " differs from shard " + shard_name(first) +
-                                     " (" + first.dir.string() + ") in " + where.to_string() + ": " + mine +
-                                     " vs " + theirs + "; shards of different runs cannot be merged");
+                                     " (" + first.dir.string() + ") in " + d->where + ": " + d->now + " vs " +
+                                     d->before + "; shards of different runs cannot be merged");
 }
 
 // Shards 0..N-1, each exactly once, all from the same run; returned in index order.
@@ -509,16 +515,22 @@ void check_counts(const ShardInfo& info, const ShardStreams& s) {
 // ---------------------------------------------------------------------------------------------------
 // Output folder and run.json.
 
-void prepare_output_dir(const MergeOptions& o, const std::vector<ShardInfo>& shards) {
+void check_output_dir(const MergeOptions& o, const std::vector<ShardInfo>& shards) {
   for (const auto& s : shards)
     if (fs::exists(o.output_dir) && fs::equivalent(o.output_dir, s.dir))
       throw UsageError("merge: -o " + o.output_dir.string() + " is shard folder " + s.dir.string() +
                        "; choose a new folder");
-  fs::create_directories(o.output_dir);
+}
+
+// In the locked output folder: refuses an earlier run's results, or removes them with --force (so that
+// no file of theirs, say an embeddings.h5 this merge does not write, stays beside the merged ones).
+void prepare_output_dir(const MergeOptions& o) {
   const bool earlier_run = fs::exists(o.output_dir / kPredictions) || fs::exists(o.output_dir / kRunJson);
   if (earlier_run && !o.force)
     throw ResumeError(o.output_dir.string() +
                       ": holds the results of an earlier run; use --force to replace them (or another -o)");
+  if (o.force)
+    for (const char* name : kAll) fs::remove(o.output_dir / name);
 }
 
 // A single run's run.json, plus where it came from: settings without the shard, counts and stage
@@ -543,6 +555,19 @@ json merged_run_json(const MergeOptions& o, const std::vector<ShardInfo>& shards
       j.erase("token_budget_used");
   }
   stages["merge"] = merge_seconds;
+  json hosts = json::array();
+  std::string started;  // the earliest shard's start
+  for (const auto& s : shards) {
+    const std::string shard_started = s.run.value("started", "");
+    if (started.empty() || (!shard_started.empty() && shard_started < started)) started = shard_started;
+    const json host = s.run.value("host", json());
+    if (!host.is_null() && std::find(hosts.begin(), hosts.end(), host) == hosts.end()) hosts.push_back(host);
+  }
+  j["started"] = started;
+  j["finished"] = utc_now_iso8601();
+  j["host"] = host_name();
+  j["shard_hosts"] = hosts;
+  j["files"] = describe_result_files(o.output_dir);
   j["devices"] = devices;
   j["counts"] = counts;
   j["stage_seconds"] = stages;
@@ -557,7 +582,9 @@ void run_merge(const MergeOptions& o) {
   const auto start = std::chrono::steady_clock::now();
   const std::vector<ShardInfo> shards = read_shards(o.shard_dirs);
   const bool embeddings = shards.front().run.at("settings").value("save_embeddings", false);
-  prepare_output_dir(o, shards);
+  check_output_dir(o, shards);
+  const OutputLock lock(o.output_dir);  // held until the merged run.json is in place
+  prepare_output_dir(o);
 
   std::vector<ShardStreams> streams;
   streams.reserve(shards.size());

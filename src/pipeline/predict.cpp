@@ -21,6 +21,7 @@
 #include "io/fasta_writer.h"
 #include "io/output_names.h"
 #include "io/sequence_checks.h"
+#include "io/record_parser.h"
 #include "io/sequence_reader.h"
 #include "pipeline/chunk_call_sort.h"
 #include "pipeline/duplicate_ids.h"
@@ -34,17 +35,18 @@
 #include "pipeline/scheduler.h"
 #include "seq/frames.h"
 #include "tokenize/esm_alphabet.h"
-#include "util/env.h"
 #include "util/error.h"
 #include "util/float_format.h"
 #include "util/interrupt.h"
 #include "util/log.h"
+#include "util/test_hooks.h"
 
 namespace vnp::pipeline {
 namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+using nlohmann::json;
 
 // Frames scored together: results never depend on where a window ends, only memory does.
 constexpr std::size_t kWindowFrames = 4096;
@@ -136,20 +138,36 @@ class IntermediateFiles {
 };
 
 // Frames per scored window, which is also the unit of resume (a segment). Results do not depend on it
-// beyond rounding; VIRNUCPRO_SEGMENT_FRAMES changes it (tests use small segments).
+// beyond rounding; the test hook VIRNUCPRO_SEGMENT_FRAMES changes it (tests use small segments).
 std::uint64_t segment_frames() {
-  const auto v = env::get("VIRNUCPRO_SEGMENT_FRAMES");
-  return v ? std::stoull(*v) : kWindowFrames;
+  return test_hook_count("VIRNUCPRO_SEGMENT_FRAMES").value_or(kWindowFrames);
 }
 
-// VIRNUCPRO_TEST_KILL_AT=K kills the process with SIGKILL right after segment K is journaled; "Kb" right
-// before (its results written but not journaled); "Ki" sends it SIGINT after. For the resume tests only.
-void maybe_kill_for_test(std::uint64_t segment, bool journaled) {
-  static const auto at = env::get("VIRNUCPRO_TEST_KILL_AT");
+// The test hook VIRNUCPRO_TEST_KILL_AT=K kills the process with SIGKILL right after segment K is
+// journaled; "Kb" right before (its results written but not journaled); "Ki" sends it SIGINT after.
+// Points of the final clean-up: "published" (result files in place, no run.json yet), "cleanup"
+// (run.json written, the state folder not yet removed). For the resume tests only.
+void maybe_kill_for_test(const std::string& point) {
+  static const auto at = test_hook("VIRNUCPRO_TEST_KILL_AT");
   if (!at) return;
-  const std::string point = std::to_string(segment);
-  if (*at == point + (journaled ? "" : "b")) std::raise(SIGKILL);
-  if (journaled && *at == point + "i") std::raise(SIGINT);
+  if (*at == point) std::raise(SIGKILL);
+  if (*at == point + "i") std::raise(SIGINT);
+}
+
+void maybe_kill_for_test(std::uint64_t segment, bool journaled) {
+  maybe_kill_for_test(std::to_string(segment) + (journaled ? "" : "b"));
+}
+
+// The test hook VIRNUCPRO_TEST_HOLD_MS=N makes the run wait N ms once it holds its output folder, so
+// that the lock tests can start a second run while the first is surely alive.
+void maybe_hold_for_test() {
+  if (const auto ms = test_hook_count("VIRNUCPRO_TEST_HOLD_MS")) {
+    const auto until = Clock::now() + std::chrono::milliseconds(*ms);
+    while (Clock::now() < until) {
+      check_interrupted();
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
 }
 
 // The CPU side of the pipeline on its own thread, ahead of the devices (DESIGN.md "Pipeline and
@@ -299,40 +317,89 @@ void finish_segment(Segment& segment, const Encoders& encoders, ResultFiles& res
   maybe_kill_for_test(segment.number, true);
 }
 
-// One replica of the models per device.
+// One replica of the models per device. SIGINT/SIGTERM is honoured between models: loading takes
+// seconds per model.
 std::vector<std::unique_ptr<Encoders>> load_replicas(const PredictOptions& o,
                                                      const std::vector<engine::Device>& devices) {
   std::vector<std::unique_ptr<Encoders>> replicas;
   for (const auto& device : devices) {
+    check_interrupted();
     const engine::DType dtype = resolve_precision(o.precision, device);
     replicas.push_back(std::make_unique<Encoders>(
         Encoders::load({o.esm_model, o.dnabert_model, o.classifier}, device, dtype)));
     replicas.back()->esm.set_v1_attention(o.v1_attention);
   }
+  check_interrupted();
   if (o.v1_attention) log::info("Using v1.0-compatible standard attention path");
   return replicas;
 }
 
-}  // namespace
+// --precision as the devices resolve it: "fp32", "fp16", "bf16" or "fp8" (a UsageError, before any
+// work, when a device cannot compute in it).
+std::string resolved_precision(const std::string& precision, const std::vector<engine::Device>& devices) {
+  std::string out;
+  for (const auto& device : devices) {
+    std::string name;
+    switch (resolve_precision(precision, device)) {
+      case engine::DType::kF16:
+        name = "fp16";
+        break;
+      case engine::DType::kBF16:
+        name = "bf16";
+        break;
+      case engine::DType::kF8E4M3:
+        name = "fp8";
+        break;
+      default:
+        name = "fp32";
+    }
+    if (out.find(name) == std::string::npos) out += (out.empty() ? "" : ",") + name;
+  }
+  return out;
+}
 
-void run_predict(const PredictOptions& o) {
-  const auto start = Clock::now();
-  engine::set_num_threads(o.threads);
-  const std::vector<engine::Device> devices = resolve_devices(o.device);
-  for (const auto& device : devices) resolve_precision(o.precision, device);  // fail before any work
-  for (const auto& in : o.inputs)
-    if (o.resume && (in == "-" || !fs::is_regular_file(in)))
+std::string device_names(const std::vector<engine::Device>& devices) {
+  std::string out;
+  for (const auto& d : devices) out += (out.empty() ? "" : ",") + d.str();
+  return out;
+}
+
+// The cheap checks, before the inputs are hashed or any model is loaded: every input opens and its
+// format is detected (a stream is left alone: it can be read only once), and a stream is not resumed.
+void check_inputs(const PredictOptions& o) {
+  for (const auto& in : o.inputs) {
+    const bool stream = in == "-" || !fs::is_regular_file(in);
+    if (o.resume && stream)
       throw UsageError("--resume: " + in.string() +
                        " is a stream, not a file: it cannot be checked or read again");
-  const std::uint64_t window_frames = segment_frames();
-  const std::string fingerprint = run_fingerprint(o, window_frames);
-  const RunState state(o, fingerprint);
-  if (state.already_complete()) {
-    log::info("{} already holds this run, complete; nothing to do", o.output_dir.string());
-    return;
+    if (!stream) io::open_record_parser(in.string());
   }
-  RunInfo info(o);
-  Journal journal = state.resumed().value_or(Journal{fingerprint, 0, {}, {}});
+}
+
+// Replaces the result files of the folder by the run's, all or none: a failure (or SIGINT/SIGTERM)
+// while publishing removes the files already published, and the journal stays for --resume.
+CallCounts publish_all_or_nothing(const PredictOptions& o, ResultFiles& results) {
+  const auto remove_published = [&] {
+    for (const char* name : files::kAll) fs::remove(o.output_dir / name);
+  };
+  check_interrupted();
+  remove_published();  // of an earlier attempt: the journal holds everything they held
+  try {
+    const CallCounts counts = results.publish();
+    maybe_kill_for_test("published");
+    check_interrupted();
+    return counts;
+  } catch (...) {
+    remove_published();
+    throw;
+  }
+}
+
+// The run once its output folder is locked and its state set up.
+void predict_into(const PredictOptions& o, const std::vector<engine::Device>& devices,
+                  const json& description, const json& identity, RunState& state, Clock::time_point start) {
+  RunInfo info(description);
+  Journal journal = state.resumed().value_or(Journal{state.fingerprint(), 0, {}, {}, identity});
   info.counters = journal.counters;
   const auto replicas = load_replicas(o, devices);
   const Encoders& models = *replicas.front();
@@ -345,6 +412,7 @@ void run_predict(const PredictOptions& o) {
   for (const auto& r : replicas) workers.push_back(r.get());
   // After loading: the free memory the weights leave sizes the batches.
   info.token_budget_used = o.token_budget > 0 ? o.token_budget : default_token_budget(workers);
+  log::info("Token budget: {} tokens per encoder batch", info.token_budget_used);
   EmbeddingScheduler scheduler(workers, info.token_budget_used, o.packing);
   std::deque<std::unique_ptr<Segment>> in_flight;
   std::vector<std::string> inputs;
@@ -364,7 +432,9 @@ void run_predict(const PredictOptions& o) {
   const auto compute_start = Clock::now();
   {
     // This thread only feeds the devices and writes results; reading and tokenizing run ahead.
-    SegmentProducer producer(inputs, o, journal.records_done, window_frames, models, intermediate.get());
+    SegmentProducer producer(inputs, o, journal.records_done,
+                             description.at("segment_frames").get<std::uint64_t>(), models,
+                             intermediate.get());
     while (auto segment = producer.next()) {
       check_interrupted();
       scheduler.submit(std::move(segment->work));
@@ -382,13 +452,40 @@ void run_predict(const PredictOptions& o) {
     log::warn("no chunk has a stop-free frame: nothing was scored");
 
   if (intermediate) intermediate->commit();
-  info.calls = results.publish();
+  info.calls = publish_all_or_nothing(o, results);
   info.add_stage("total", start);
-  std::string device_names;
-  for (const auto& d : devices) device_names += (device_names.empty() ? "" : ",") + d.str();
-  info.write(o.output_dir / files::kRunJson, device_names, fingerprint);
+  info.write(o.output_dir / files::kRunJson, device_names(devices), state.fingerprint());
+  maybe_kill_for_test("cleanup");
   state.finish();
   log::info("{}", format_call_counts(info.calls, o.output_dir.string()));
+}
+
+}  // namespace
+
+void run_predict(const PredictOptions& o) {
+  const auto start = Clock::now();
+  engine::set_num_threads(o.threads);
+  const std::vector<engine::Device> devices = resolve_devices(o.device);
+  const std::string precision = resolved_precision(o.precision, devices);  // fails before any work
+  const std::uint64_t window_frames = segment_frames();
+  check_inputs(o);
+  log::info("Device {}, precision {}, {} CPU thread{}", device_names(devices), precision, o.threads,
+            o.threads == 1 ? "" : "s");
+  const OutputLock lock(o.output_dir);
+  maybe_hold_for_test();
+  const json description = describe_run(o, precision, window_frames);  // hashes inputs and models
+  const json identity = run_identity(description);
+  RunState state(o, identity);
+  if (state.already_complete()) {
+    log::info("{} already holds this run, complete; nothing to do", o.output_dir.string());
+    return;
+  }
+  try {
+    predict_into(o, devices, description, identity, state, start);
+  } catch (...) {
+    if (!state.has_journal()) state.finish();  // nothing committed: nothing to resume, nothing to block
+    throw;
+  }
 }
 
 }  // namespace vnp::pipeline

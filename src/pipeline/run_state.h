@@ -4,7 +4,11 @@
 // journal records how many input records are done and how many bytes of each partial file are
 // committed. A resumed run truncates the partial files to those lengths and goes on after the last
 // committed record, so its final files are byte-identical to an uninterrupted run. The journal also
-// holds a fingerprint of the inputs, models and settings: a run that differs is refused.
+// holds the run's identity (inputs by content, model files, settings, util run_info.h): a run that
+// differs is refused, naming what differs.
+//
+// The journal is written when the first segment commits: a run that fails before that leaves no
+// state behind, and a state folder without a journal is nothing to resume.
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -13,10 +17,32 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json.hpp>
+
 #include "pipeline/predict.h"
 #include "pipeline/run_info.h"
 
 namespace vnp::pipeline {
+
+// An exclusive lock on an output folder ({dir}/.virnucpro.lock, flock), held by `predict` (also
+// --resume and --force) and `merge -o` for the whole run, so that two runs never write into one
+// folder. The lock file holds the holder's PID; it is removed when the lock is released (a killed
+// holder leaves it, harmlessly: the kernel released its lock).
+class OutputLock {
+ public:
+  // Creates `dir` when missing (an unwritable -o fails here, before any work) and takes the lock. A
+  // folder locked by another process is a ResumeError at once: "{dir} is in use by PID n".
+  explicit OutputLock(std::filesystem::path dir);
+  // Releases the lock; removes `dir` again if this run created it and left it empty.
+  ~OutputLock();
+  OutputLock(const OutputLock&) = delete;
+  OutputLock& operator=(const OutputLock&) = delete;
+
+ private:
+  std::filesystem::path dir_, path_;
+  int fd_ = -1;
+  bool created_dir_ = false;
+};
 
 // An append-only file whose committed length is journaled.
 class PartialFile {
@@ -44,36 +70,40 @@ struct Journal {
   std::uint64_t records_done = 0;  // input records consumed, counted over all inputs (all shards)
   RunCounters counters;
   std::map<std::string, std::uint64_t> committed;  // partial file name -> committed bytes
+  nlohmann::json identity;                         // run_identity() of the run, to name differences
 };
 
 class RunState {
  public:
-  // Sets up the output folder for a new run, or for --resume, or clears it for --force. Throws
-  // ResumeError when the folder holds an earlier run and neither flag says what to do with it, or
-  // when the journal's fingerprint differs from this run's.
-  RunState(const PredictOptions& options, std::string fingerprint);
+  // Sets up the output folder (locked by the caller) for a new run, or for --resume, or clears it for
+  // --force. A plain run or --resume on a folder that holds this run, complete and unchanged, has
+  // nothing to do. Throws ResumeError when the folder holds another run, or an interrupted one that
+  // neither flag says what to do with, or a finished run whose files were changed since; a refusal
+  // over a different run names what differs (input, model file or setting, old vs new).
+  RunState(const PredictOptions& options, const nlohmann::json& identity);
 
   // The journal of the interrupted run being resumed, if any.
   const std::optional<Journal>& resumed() const { return resumed_; }
   // Whether the folder already holds this run, complete (then there is nothing to do).
   bool already_complete() const { return already_complete_; }
+  const std::string& fingerprint() const { return fingerprint_; }
 
   std::filesystem::path partial_path(const std::string& name) const { return dir_ / name; }
   std::uint64_t committed(const std::string& name) const;
 
-  // Atomically replaces the journal.
+  // Atomically replaces the journal (the first call creates the run state for a later --resume).
   void commit(const Journal& journal) const;
-  // Removes the state folder once the final files are in place.
+  // Whether a journal was committed: by this run or by the run it resumes.
+  bool has_journal() const;
+  // Removes the state folder: once the final files are in place, or when a run fails with nothing
+  // committed (it leaves nothing behind that would block the corrected command).
   void finish() const;
 
  private:
-  std::filesystem::path dir_;
+  std::filesystem::path out_, dir_;
+  std::string fingerprint_;
   std::optional<Journal> resumed_;
   bool already_complete_ = false;
 };
-
-// Hash of everything the results depend on: the inputs (path, size, modification time and the bytes
-// of their first and last MiB), the model files (SHA-256) and the result-relevant settings.
-std::string run_fingerprint(const PredictOptions& options, std::uint64_t segment_frames);
 
 }  // namespace vnp::pipeline

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 
-#include "util/env.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/test_hooks.h"
 
 namespace vnp::pipeline {
 
@@ -94,11 +94,11 @@ void EmbeddingScheduler::worker(const Encoders* encoders) {
 namespace {
 
 // VIRNUCPRO_TEST_OOM_ABOVE_TOKENS=N makes every batch of more than N tokens run out of memory, so that
-// the tests can exercise the split-and-retry path on the CPU.
+// the tests can exercise the split-and-retry path on the CPU (a test hook: util/test_hooks.h).
 void maybe_fail_for_test(std::int64_t tokens) {
-  static const auto limit = env::get("VIRNUCPRO_TEST_OOM_ABOVE_TOKENS");
-  if (limit && tokens > std::stoll(*limit))
-    throw OutOfMemoryError("out of memory (test limit of " + *limit + " tokens per batch)");
+  static const auto limit = test_hook_count("VIRNUCPRO_TEST_OOM_ABOVE_TOKENS");
+  if (limit && static_cast<std::uint64_t>(tokens) > *limit)
+    throw OutOfMemoryError("out of memory (test limit of " + std::to_string(*limit) + " tokens per batch)");
 }
 
 }  // namespace

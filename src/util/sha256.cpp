@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "util/error.h"
+#include "util/interrupt.h"
 
 namespace vnp {
 struct StreamingHash::Context {
@@ -50,6 +51,7 @@ std::string sha256_file_hex(const std::filesystem::path& path) {
   StreamingHash h;
   std::vector<char> buf(1 << 20);
   while (in) {
+    check_interrupted();  // a multi-GB file takes seconds
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
     h.update(buf.data(), static_cast<size_t>(in.gcount()));
   }

@@ -1,5 +1,5 @@
 #pragma once
-// SHA-256 of files and strings (run.json, the resume journal), hex-encoded; an incremental hasher
+// SHA-256 of files and strings (run.json, the resume journal, the model-hash cache), hex-encoded; an incremental hasher
 // (also SHA-1, for git blob ids) for data that arrives in pieces (downloads).
 #include <filesystem>
 #include <memory>
@@ -8,7 +8,8 @@
 namespace vnp {
 
 std::string sha256_hex(const std::string& bytes);
-// Streams the file; throws InputError naming it when it cannot be read.
+// Streams the file; throws InputError naming it when it cannot be read, and InterruptedError when
+// SIGINT or SIGTERM arrives meanwhile (a multi-GB file takes seconds).
 std::string sha256_file_hex(const std::filesystem::path& path);
 
 class StreamingHash {

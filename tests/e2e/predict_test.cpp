@@ -214,13 +214,19 @@ TEST(Predict, MissingTokenizerOrModelIsAModelError) {
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
 
+// The same command again is a no-op (the folder holds exactly its results); another one is refused,
+// naming what differs, unless --force.
 TEST(Predict, EarlierResultsAreNeverSilentlyReused) {
   test::ScratchDir dir;
   const std::string input = test::data_path("preprocess/coding.fa").string();
   ASSERT_EQ(predict({input}, dir / "out", {}).exit_code, 0);
   auto again = predict({input}, dir / "out", {});
-  EXPECT_EQ(again.exit_code, 5) << again.err;
-  EXPECT_EQ(predict({input}, dir / "out", {"--force"}).exit_code, 0);
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.err.find("nothing to do"), std::string::npos) << again.err;
+  auto other = predict({input}, dir / "out", {"-m", "300"});
+  EXPECT_EQ(other.exit_code, 5) << other.err;
+  EXPECT_NE(other.err.find("/settings/chunk_size: was 500, now 300"), std::string::npos) << other.err;
+  EXPECT_EQ(predict({input}, dir / "out", {"-m", "300", "--force"}).exit_code, 0);
 }
 
 }  // namespace

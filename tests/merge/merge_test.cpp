@@ -15,6 +15,7 @@
 #include "pipeline/embeddings_h5.h"
 #include "pipeline/merge.h"
 #include "pipeline/results.h"
+#include "pipeline/run_info.h"
 #include "test_util.h"
 #include "util/error.h"
 
@@ -72,6 +73,9 @@ json run_json(std::optional<std::pair<int, int>> shard, std::uint64_t records, s
   return {{"version", "0.1.0"},
           {"command_line", "virnucpro predict in.fa"},
           {"inputs", {"in.fa"}},
+          {"input_files", {{{"path", "in.fa"}, {"size", 4321}, {"sha256", "cd34"}}}},
+          {"precision", "fp32"},
+          {"segment_frames", 4096},
           {"settings",
            {{"model_type", 500},
             {"chunk_size", 500},
@@ -142,12 +146,22 @@ void write_output(const fs::path& dir, const std::vector<RecordScores>& records,
   test::write_file(dir / "sequence_summary.tsv", summary.str());
   test::write_file(dir / "prediction_results_highestscore.csv", csv.str());
   if (shard) test::write_file(dir / "shard_records.tsv", shard_records.str());
-  test::write_file(dir / "run.json", run_json(shard, num_records, num_frames, embeddings).dump(2) + "\n");
   if (embeddings) {
     pipeline::EmbeddingsH5Writer h5(dir / "embeddings.h5", {{"dnabert", kDnabertWidth}, {"esm", kEsmWidth}});
     h5.append(ids, {dnabert.data(), esm.data()});
     h5.commit();
   }
+  json run = run_json(shard, num_records, num_frames, embeddings);
+  run["files"] = pipeline::describe_result_files(dir);  // last, as predict does
+  test::write_file(dir / "run.json", run.dump(2) + "\n");
+}
+
+// A shard whose files were edited after predict: its run.json lists them as they are now, as if
+// predict had written them so (to test the checks behind the checksums).
+void relist_files(const fs::path& shard) {
+  json run = json::parse(test::read_file(shard / "run.json"));
+  run["files"] = pipeline::describe_result_files(shard);
+  test::write_file(shard / "run.json", run.dump(2));
 }
 
 std::vector<fs::path> write_shards(const fs::path& root, const std::vector<RecordScores>& records, int n,
@@ -329,11 +343,60 @@ TEST_F(MergeRefuses, ShardsFromDifferentSettings) {
 TEST_F(MergeRefuses, ShardsFromDifferentModelsOrInputs) {
   edit_run_json(shards[1], [](json& j) { j["models"]["esm2"]["files"][0]["sha256"] = "ffff"; });
   expect_refused(merge_cli(shards, dir / "out"), {"/models/esm2/0/sha256"}, dir / "out");
+  // Another file under the same name (say reads.fa of another folder): its content gives it away.
   edit_run_json(shards[1], [](json& j) {
     j["models"]["esm2"]["files"][0]["sha256"] = "ab12";
-    j["inputs"] = {"other.fa"};
+    j["input_files"][0]["sha256"] = "ee56";
   });
-  expect_refused(merge_cli(shards, dir / "out"), {"/inputs/0", "other.fa"}, dir / "out");
+  expect_refused(merge_cli(shards, dir / "out"), {"input 1 (in.fa) sha256", "\"ee56\" vs \"cd34\""},
+                 dir / "out");
+  edit_run_json(shards[1], [](json& j) {
+    j["input_files"][0]["sha256"] = "cd34";
+    j["input_files"][0]["size"] = 4322;
+  });
+  expect_refused(merge_cli(shards, dir / "out"), {"input 1 (in.fa) size"}, dir / "out");
+}
+
+// The same input given by another path (another mount, a relative path) is the same input.
+TEST(Merge, TheSameInputByAnotherPathMerges) {
+  test::ScratchDir dir;
+  const auto shards = write_shards(dir.path(), sample_records(), 2);
+  json j = read_json(shards[1] / "run.json");
+  j["inputs"] = {"/mnt/node7/in.fa"};
+  j["input_files"][0]["path"] = "/mnt/node7/in.fa";
+  test::write_file(shards[1] / "run.json", j.dump(2));
+  EXPECT_NO_THROW(merge(shards, dir / "merged"));
+}
+
+// A result file cut mid-row, or one that lost its last row, no longer matches the bytes, lines and
+// SHA-256 its run.json lists.
+TEST_F(MergeRefuses, AResultFileCutOrShortOfItsLastRow) {
+  const fs::path predictions = shards[1] / "prediction_results.txt";
+  const std::string whole = test::read_file(predictions);
+  test::write_file(predictions, whole.substr(0, whole.size() - 7));
+  expect_refused(merge_cli(shards, dir / "out"),
+                 {shards[1].string(), "damaged shard", "prediction_results.txt was changed or cut"},
+                 dir / "out");
+  test::write_file(predictions, whole);
+  const fs::path csv = shards[2] / "prediction_results_highestscore.csv";
+  std::string rows = test::read_file(csv);
+  rows.erase(rows.rfind('\n', rows.size() - 2) + 1);
+  test::write_file(csv, rows);
+  expect_refused(merge_cli(shards, dir / "out"),
+                 {"prediction_results_highestscore.csv", "(lines 2, run.json says 3)"}, dir / "out");
+}
+
+TEST_F(MergeRefuses, AShardWithoutChecksums) {
+  edit_run_json(shards[0], [](json& j) { j.erase("files"); });
+  expect_refused(merge_cli(shards, dir / "out"),
+                 {shards[0].string() + "/run.json", "lists no size and SHA-256"}, dir / "out");
+}
+
+// A count that is not a number: one line naming the file, exit 5 (not a JSON library message).
+TEST_F(MergeRefuses, ACountThatIsNotANumber) {
+  edit_run_json(shards[2], [](json& j) { j["counts"]["records"] = "7"; });
+  expect_refused(merge_cli(shards, dir / "out"),
+                 {shards[2].string() + "/run.json", "counts.records is \"7\", not a count"}, dir / "out");
 }
 
 TEST_F(MergeRefuses, ShardsOfDifferentSplits) {
@@ -360,15 +423,18 @@ TEST_F(MergeRefuses, AnUnshardedRunOrAMissingFolder) {
 TEST_F(MergeRefuses, RowsThatDoNotMatchShardRecords) {
   // A frame count one short: the next record's first row turns up inside this record.
   test::write_file(shards[1] / "shard_records.tsv", "record_index\tframes\n1\t1\n4\t3\n");
+  relist_files(shards[1]);
   expect_refused(merge_cli(shards, dir / "out"),
                  {"prediction_results.txt: line 3", "'dup_chunk_1F2'", "record 'Alpha'"}, dir / "out");
   // A record index out of place.
   test::write_file(shards[1] / "shard_records.tsv", "record_index\tframes\n2\t2\n4\t3\n");
+  relist_files(shards[1]);
   expect_refused(merge_cli(shards, dir / "out"), {"shard_records.tsv: line 2", "record index 2 where 1"},
                  dir / "out");
   // A truncated list: run.json's counts give it away.
   test::write_file(shards[1] / "shard_records.tsv", "record_index\tframes\n");
   test::write_file(shards[1] / "prediction_results.txt", "Sequence_ID\tPrediction\tscore1\tscore2\n");
+  relist_files(shards[1]);
   const auto r = merge_cli(shards, dir / "out");
   EXPECT_EQ(r.exit_code, 5) << r.err;
   EXPECT_FALSE(fs::exists(dir / "out/run.json"));
@@ -377,6 +443,7 @@ TEST_F(MergeRefuses, RowsThatDoNotMatchShardRecords) {
 TEST_F(MergeRefuses, EmbeddingsThatDoNotMatchTheRows) {
   const auto with_h5 = write_shards(dir / "h5", sample_records(), 2, true);
   test::write_file(with_h5[1] / "embeddings.h5", "not an HDF5 file\n");
+  relist_files(with_h5[1]);
   expect_refused(merge_cli(with_h5, dir / "out"), {"embeddings.h5", "cannot open as HDF5"}, dir / "out");
   // Shard 1's rows written in another order: the ids give it away.
   std::vector<RecordScores> swapped = sample_records();
@@ -384,6 +451,7 @@ TEST_F(MergeRefuses, EmbeddingsThatDoNotMatchTheRows) {
   const auto other = write_shards(dir / "swapped", swapped, 2, true);
   fs::copy_file(other[1] / "embeddings.h5", with_h5[1] / "embeddings.h5",
                 fs::copy_options::overwrite_existing);
+  relist_files(with_h5[1]);
   expect_refused(merge_cli(with_h5, dir / "out"),
                  {"row of 'dup_chunk_1F2' where prediction_results.txt has 'dup_chunk_1F1'"}, dir / "out");
   fs::remove(with_h5[0] / "embeddings.h5");
@@ -395,6 +463,7 @@ TEST_F(MergeRefuses, AScoreThatPredictWouldNotHaveWritten) {
   std::string edited = csv;
   edited.replace(edited.find("0.9\t"), 4, "0.90\t");
   test::write_file(shards[0] / "prediction_results_highestscore.csv", edited);
+  relist_files(shards[0]);
   expect_refused(merge_cli(shards, dir / "out"), {"highestscore.csv: line", "'0.90'"}, dir / "out");
 }
 

@@ -92,12 +92,17 @@ ScratchDir::~ScratchDir() {
 }
 
 RunResult run_virnucpro(const std::vector<std::string>& args, const std::string& stdin_file) {
+  return run_program(VNP_BINARY, args, stdin_file);
+}
+
+RunResult run_program(const std::string& program, const std::vector<std::string>& args,
+                      const std::string& stdin_file) {
   ScratchDir capture;
   const fs::path out_path = capture / "stdout", err_path = capture / "stderr";
   pid_t pid = ::fork();
   if (pid == 0) {
     std::vector<char*> argv;
-    std::string binary = VNP_BINARY;
+    std::string binary = program;
     argv.push_back(binary.data());
     std::vector<std::string> copy = args;
     for (auto& a : copy) argv.push_back(a.data());

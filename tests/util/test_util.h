@@ -45,7 +45,11 @@ struct RunResult {
   std::string err;  // stderr
 };
 
-// Runs the virnucpro program with `args` (and optional stdin file), capturing its output.
+// Runs the virnucpro program with `args` (and optional stdin file), capturing its output. The program
+// is the test build, virnucpro-testing, which honours the test hooks (util/test_hooks.h).
 RunResult run_virnucpro(const std::vector<std::string>& args, const std::string& stdin_file = "");
+// The same for any program (say VNP_RELEASE_BINARY, the virnucpro a user runs).
+RunResult run_program(const std::string& program, const std::vector<std::string>& args,
+                      const std::string& stdin_file = "");
 
 }  // namespace vnp::test
