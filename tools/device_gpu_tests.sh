@@ -14,4 +14,4 @@ for filter in '-*Fp8*' 'CudaFp8.*' 'Fixtures/CudaFp8Esm2.*/0' 'Fixtures/CudaFp8E
   echo "engine_cuda_tests --gtest_filter='$filter' exit $rc"
   [[ $rc -ne 0 ]] && tail -4 "$out/tests.log"
 done
-grep -E "^\[  (PASSED|FAILED) |^\[  FAILED  \]|Failure|Expected|Which is|actual|fp8 vs|what\(\)" "$out/tests.log" | head -40
+grep -E "^\[  (PASSED|FAILED) |^\[  FAILED  \]|Failure|C\+\+ exception|Expected|Which is|actual|fp8 vs|what\(\)" "$out/tests.log" | head -60

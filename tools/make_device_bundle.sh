@@ -9,7 +9,8 @@ build=${1:-build-cuda}
 stage=$(mktemp -d /tmp/vnp-cuda-bundle.XXXXXX)
 programs=("$build/tests/engine_cuda/engine_cuda_tests" "$build/tests/engine_cuda/cuda_nodevice_tests"
           "$build/bench/esm_gpu/bench_esm_gpu" "$build/bench/esm_gpu/bench_dnabert_gpu")
-for extra in src/cli/virnucpro bench/predict_gpu/make_coding_reads bench/esm_gpu/bench_gemm_algos; do
+for extra in src/cli/virnucpro bench/predict_gpu/make_coding_reads bench/esm_gpu/bench_gemm_algos \
+             bench/esm_gpu/fp8_block_probe; do
   [[ -x "$build/$extra" ]] && programs+=("$build/$extra")
 done
 "$(dirname "$0")/device-bundle.sh" "$stage/bundle" "${programs[@]}"

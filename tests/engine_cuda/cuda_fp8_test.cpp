@@ -385,13 +385,15 @@ TEST(CudaFp8Blocks, LayerNormWritesQuantisedRuns) {
 // x·Wᵀ + b with block-scaled operands, cuBLASLt applying the scales: against the double product of the
 // host-dequantised operands. Relative L2 < 1e-3 (the f16 output alone rounds at 2^-11 ≈ 4.9e-4 per
 // element), and per row < 2e-3. First whole blocks (m = 200, k = 512, n = 384: the layouts alone), then
-// the edges: m = 203 (the activations' scale columns not 16-byte aligned), k = 640 (5 runs: a padded
-// weight scale row), n = 320 (a partial tile).
+// the edges: m = 203 (not a multiple of 4, which cuBLASLt's block-scaled kernels need: Gemm runs 200 rows,
+// then 3 rows padded to 4), k = 640 (5 runs: a padded weight scale row), n = 320 (a partial tile); m = 3
+// (only the padded rows).
 TEST(CudaFp8Blocks, ProductsMatchDequantisedReference) {
   VNP_REQUIRE_GPU();
   BlockScales blocks;
-  for (auto [n, in, out] :
-       {std::tuple<std::int64_t, std::int64_t, std::int64_t>{200, 512, 384}, {203, 640, 320}}) {
+  for (auto [n, in, out] : {std::tuple<std::int64_t, std::int64_t, std::int64_t>{200, 512, 384},
+                            {203, 640, 320},
+                            {3, 512, 256}}) {
     const auto seed = fresh_seed();
     SCOPED_TRACE(::testing::Message() << n << " tokens, " << in << " -> " << out << ", seed " << seed);
     // Scaled so that the products stay well inside f16 (the block factors reach 16 · 30 on both operands).

@@ -97,6 +97,9 @@ int pointer_alignment(const void* p) {
 }
 
 constexpr std::size_t kMaxPlans = 4096;
+// cuBLASLt's block-scaled fp8 kernels need its M and N (our n and m) to be multiples of 4 (cuBLAS docs,
+// "128-element 1D and 128x128 2D block scaling", scaling factors layouts).
+constexpr std::int64_t kBlockScaledRows = 4;
 constexpr std::size_t kWorkspaceBytes = 64u << 20;  // cuBLASLt's recommendation for Hopper is >= 32 MiB
 
 }  // namespace
@@ -127,6 +130,7 @@ Gemm::Gemm(cudaStream_t stream) : stream_(stream) {
 Gemm::~Gemm() {
   plans_.clear();
   if (workspace_) cudaFree(workspace_);
+  if (scratch_) cudaFree(scratch_);
   if (handle_) lt().destroy(static_cast<cublasLtHandle_t>(handle_));
 }
 
@@ -138,6 +142,9 @@ void Gemm::set_block_scale_modes(Plan& plan, const GemmProblem& p, const void* p
   if (p.k % 128 != 0)
     throw std::invalid_argument("GEMM: block-scaled f8 products need k a multiple of 128, got " +
                                 std::to_string(p.k));
+  if (p.n % kBlockScaledRows != 0)  // cuBLASLt's M (run() splits an m that is not a multiple)
+    throw std::invalid_argument("GEMM: block-scaled f8 products need n a multiple of " +
+                                std::to_string(kBlockScaledRows) + ", got " + std::to_string(p.n));
   const std::int32_t weights = CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F,
                      activations = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
   check_lt(lt().desc_set(plan.desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &weights, sizeof(weights)),
@@ -206,7 +213,9 @@ Gemm::Plan& Gemm::plan_for(const GemmProblem& p) {
   lt().pref_destroy(pref);
   if (status != CUBLAS_STATUS_SUCCESS || found_count == 0)
     throw DeviceError("cuBLASLt has no algorithm for a " + std::to_string(p.m) + "x" + std::to_string(p.n) +
-                      "x" + std::to_string(p.k) + " " + dtype_name(p.ab_type) + " product");
+                      "x" + std::to_string(p.k) + " " + dtype_name(p.ab_type) + " product" +
+                      (p.f8_block_scales ? " with block scales" : "") + " (" + lt().status_string(status) +
+                      ")");
   plan->algo = result.algo;
   return *plans_.emplace(p, std::move(plan)).first->second;
 }
@@ -214,15 +223,24 @@ Gemm::Plan& Gemm::plan_for(const GemmProblem& p) {
 void Gemm::run(GemmProblem p, const void* a, const void* b, void* c, const void* bias, float alpha,
                const F8BlockScales& scales) {
   if (p.m == 0 || p.n == 0) return;
+  if (p.f8_block_scales && (!scales.a || !scales.b))
+    throw std::invalid_argument("GEMM: a block-scaled f8 product without scales");
+  std::lock_guard lock(mutex_);
+  if (p.f8_block_scales && p.m % kBlockScaledRows != 0)
+    run_block_scaled_rows_split(p, a, b, c, alpha, scales);
+  else
+    enqueue(p, a, b, c, bias, alpha, scales);
+}
+
+void Gemm::enqueue(GemmProblem p, const void* a, const void* b, void* c, const void* bias, float alpha,
+                   const F8BlockScales& scales) {
   p.alignment = std::min({pointer_alignment(a), pointer_alignment(b), pointer_alignment(c),
                           bias ? pointer_alignment(bias) : 256});
-  std::lock_guard lock(mutex_);
   Plan& plan = plan_for(p);
   if (p.has_bias)
     check_lt(lt().desc_set(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)),
              "BIAS_POINTER");
   if (p.f8_block_scales) {
-    if (!scales.a || !scales.b) throw std::invalid_argument("GEMM: a block-scaled f8 product without scales");
     check_lt(lt().desc_set(plan.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &scales.b, sizeof(scales.b)),
              "A_SCALE_POINTER");
     check_lt(lt().desc_set(plan.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &scales.a, sizeof(scales.a)),
@@ -232,6 +250,67 @@ void Gemm::run(GemmProblem p, const void* a, const void* b, void* c, const void*
   check_lt(lt().matmul(static_cast<cublasLtHandle_t>(handle_), plan.desc, &alpha, b, plan.a, a, plan.b, &beta,
                        c, plan.c, c, plan.c, &plan.algo, workspace_, workspace_bytes_, stream_),
            "cublasLtMatmul");
+}
+
+// An m that is not a multiple of R = kBlockScaledRows: cuBLASLt reads the activations' 1x128 scales as an
+// [L, m] array (L = k/128, no leading dimension of their own), so with m = R·q + t the first R·q rows run as
+// one product with their scales copied to a stride of R·q, and the last t rows as a product of R rows,
+// zero-padded, in scratch memory, whose first t rows are then copied into C. All of it enqueued on the
+// stream (no host synchronisation).
+void Gemm::run_block_scaled_rows_split(const GemmProblem& p, const void* a, const void* b, void* c,
+                                       float alpha, const F8BlockScales& scales) {
+  constexpr std::int64_t r = kBlockScaledRows;
+  const std::int64_t tail = p.m % r, head_rows = p.m - tail, runs = p.k / 128;
+  const std::size_t c_size = dtype_size(p.c_type), f = sizeof(float);
+  const auto round = [](std::size_t bytes) { return (bytes + 255) / 256 * 256; };
+  const auto u = [](std::int64_t v) { return static_cast<std::size_t>(v); };
+  const std::size_t main_scales = round(u(runs * head_rows) * f), tail_codes = round(u(r * p.k)),
+                    tail_scales = round(u(runs * r) * f), tail_out = round(u(r * p.n) * c_size);
+  auto* scratch = static_cast<unsigned char*>(scratch_for(main_scales + tail_codes + tail_scales + tail_out));
+  auto* tail_x = scratch + main_scales;
+  auto* tail_x_scales = reinterpret_cast<float*>(tail_x + tail_codes);
+  auto* tail_y = reinterpret_cast<unsigned char*>(tail_x_scales) + tail_scales;
+  const auto copy2d = [this](void* dst, std::size_t dpitch, const void* src, std::size_t spitch,
+                             std::size_t width, std::size_t height) {
+    check(cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, height, cudaMemcpyDeviceToDevice, stream_),
+          "cudaMemcpy2DAsync(GEMM rows split)");
+  };
+  if (head_rows > 0) {
+    auto* scales_main = reinterpret_cast<float*>(scratch);
+    copy2d(scales_main, u(head_rows) * f, scales.a, u(p.m) * f, u(head_rows) * f, u(runs));
+    GemmProblem head = p;
+    head.m = head_rows;
+    enqueue(head, a, b, c, nullptr, alpha, {scales_main, scales.b});
+  }
+  // The last rows: codes and scales gathered into R-row arrays (zeros past the end: 0 · 0 adds nothing).
+  check(cudaMemsetAsync(tail_x, 0, u(r * p.k), stream_), "cudaMemsetAsync(GEMM rows split)");
+  check(cudaMemsetAsync(tail_x_scales, 0, u(runs * r) * f, stream_), "cudaMemsetAsync(GEMM rows split)");
+  copy2d(tail_x, u(p.k), static_cast<const unsigned char*>(a) + u(head_rows * p.lda), u(p.lda), u(p.k),
+         u(tail));
+  copy2d(tail_x_scales, u(r) * f, scales.a + head_rows, u(p.m) * f, u(tail) * f, u(runs));
+  unsigned char* c_tail = static_cast<unsigned char*>(c) + u(head_rows * p.ldc) * c_size;
+  if (p.accumulate) copy2d(tail_y, u(p.n) * c_size, c_tail, u(p.ldc) * c_size, u(p.n) * c_size, u(tail));
+  GemmProblem last = p;
+  last.m = r;
+  last.lda = p.k;
+  last.ldc = p.n;
+  enqueue(last, tail_x, b, tail_y, nullptr, alpha, {tail_x_scales, scales.b});
+  copy2d(c_tail, u(p.ldc) * c_size, tail_y, u(p.n) * c_size, u(p.n) * c_size, u(tail));
+}
+
+// Scratch memory of at least `bytes` (grown, never shrunk; the stream is drained before the old block goes,
+// since products enqueued earlier may still read it).
+void* Gemm::scratch_for(std::size_t bytes) {
+  if (bytes <= scratch_bytes_) return scratch_;
+  if (scratch_) {
+    check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize(GEMM scratch)");
+    check(cudaFree(scratch_), "cudaFree(GEMM scratch)");
+    scratch_ = nullptr;
+    scratch_bytes_ = 0;
+  }
+  check(cudaMalloc(&scratch_, bytes), "cudaMalloc(GEMM scratch)");
+  scratch_bytes_ = bytes;
+  return scratch_;
 }
 
 }  // namespace vnp::engine::cuda

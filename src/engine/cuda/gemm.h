@@ -7,7 +7,8 @@
 // f32 operands use the exact fp32 path (no TF32). f8 (e4m3) operands (B as [n, k], no bias epilogue)
 // accumulate in fp32 and write f16/bf16 scaled by alpha only: their row scales are the caller's; with
 // f8_block_scales, cuBLASLt applies block scales itself (Hopper: A in 1×128 runs, B in 128×128 tiles,
-// the layouts of Tensor::F8Scaling; k a multiple of 128). The descriptors and the algorithm are built
+// the layouts of Tensor::F8Scaling; k a multiple of 128, n of 4; an m that is not a multiple of 4 runs as two
+// products, see run_block_scaled_rows_split). The descriptors and the algorithm are built
 // once per distinct problem (shapes, types, alignment) and cached.
 #include <cuda_runtime_api.h>
 
@@ -61,11 +62,19 @@ class Gemm {
   struct Plan;  // cuBLASLt descriptors and the chosen algorithm of one problem
   Plan& plan_for(const GemmProblem& p);
   static void set_block_scale_modes(Plan& plan, const GemmProblem& p, const void* placeholder);
+  // The product itself (mutex_ held).
+  void enqueue(GemmProblem p, const void* a, const void* b, void* c, const void* bias, float alpha,
+               const F8BlockScales& scales);
+  void run_block_scaled_rows_split(const GemmProblem& p, const void* a, const void* b, void* c, float alpha,
+                                   const F8BlockScales& scales);
+  void* scratch_for(std::size_t bytes);  // mutex_ held
 
   cudaStream_t stream_;
   void* handle_ = nullptr;  // cublasLtHandle_t
   void* workspace_ = nullptr;
   std::size_t workspace_bytes_ = 0;
+  void* scratch_ = nullptr;  // run_block_scaled_rows_split's gathered rows and repacked scales
+  std::size_t scratch_bytes_ = 0;
   std::mutex mutex_;
   std::map<GemmProblem, std::unique_ptr<Plan>> plans_;
 };
