@@ -234,6 +234,7 @@ void StateDict::add(const std::string& name, Tensor tensor) {
 }
 
 void StateDict::keep_alive(std::shared_ptr<const void> owner) {
+  if (!owners_.empty() && owners_.back() == owner) return;  // tensors of one mapping, in a row
   owners_.push_back(std::move(owner));
 }
 
@@ -274,7 +275,9 @@ StateDict load_folder(const std::filesystem::path& dir) {
 
 }  // namespace
 
-StateDict load_state_dict(const std::filesystem::path& path) {
+namespace {
+
+StateDict load_file_or_folder(const std::filesystem::path& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) return load_folder(path);
   if (!std::filesystem::exists(path, ec)) throw ModelError(path.string(), "", "does not exist");
@@ -287,6 +290,18 @@ StateDict load_state_dict(const std::filesystem::path& path) {
   if (path.extension() == ".json") return load_sharded_index(path);
   throw ModelError(path.string(), "",
                    "is not a checkpoint (neither safetensors, a PyTorch zip nor a legacy PyTorch pickle)");
+}
+
+}  // namespace
+
+StateDict load_state_dict(const std::filesystem::path& path) {
+  try {
+    return load_file_or_folder(path);
+  } catch (const std::bad_alloc&) {
+    // The readers bound what a file can ask for by its own size; running out here means the file
+    // describes more than this machine holds: a model problem (exit 3), not a device one.
+    throw ModelError(path.string(), "", "needs more host memory than is available to read it");
+  }
 }
 
 }  // namespace vnp::weights
