@@ -1,7 +1,6 @@
 # Third-party libraries, all from Debian 12 packages (scripts/install-deps.sh).
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(HTSLIB REQUIRED IMPORTED_TARGET htslib)
-pkg_check_modules(LIBZIP REQUIRED IMPORTED_TARGET libzip)
 pkg_check_modules(OPENBLAS REQUIRED IMPORTED_TARGET openblas)
 # `models download` (Debian libcurl4-gnutls-dev: libhts-dev needs the GnuTLS flavour).
 pkg_check_modules(LIBCURL REQUIRED IMPORTED_TARGET libcurl)

@@ -9,7 +9,7 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ninja-build pkg-config git ca-certificates \
   libhts-dev zlib1g-dev libdeflate-dev libopenblas-dev \
-  libcli11-dev nlohmann-json3-dev libzip-dev libspdlog-dev libfmt-dev \
+  libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev \
   libhdf5-dev libssl-dev libdnnl-dev libcurl4-gnutls-dev libbz2-dev liblzma-dev libzstd-dev \
   libgtest-dev libgmock-dev libbenchmark-dev \
   clang libclang-rt-14-dev clang-format \

@@ -99,8 +99,12 @@ std::int64_t config_size(const nlohmann::json& cfg, const std::string& file, con
     if (fallback) return *fallback;
     throw ModelError(file + ": config key '" + key + "' missing");
   }
-  if (!cfg[key].is_number_integer() || cfg[key].get<std::int64_t>() <= 0) {
-    throw ModelError(file + ": config key '" + key + "' must be a positive integer, got " + cfg[key].dump());
+  // Bounded like ESM-2's config: a size in the trillions would be a bad_alloc later, not a model error.
+  constexpr std::int64_t kMaxSize = 1'000'000;
+  if (!cfg[key].is_number_integer() || cfg[key].get<std::int64_t>() <= 0 ||
+      cfg[key].get<std::int64_t>() > kMaxSize) {
+    throw ModelError(file + ": config key '" + key + "' must be a positive integer up to " +
+                     std::to_string(kMaxSize) + ", got " + cfg[key].dump());
   }
   return cfg[key].get<std::int64_t>();
 }

@@ -1,6 +1,8 @@
 #include "models/esm2.h"
 
 #include <algorithm>
+#include <charconv>
+#include <climits>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -39,14 +41,26 @@ Esm2Config read_esm2_config(const std::filesystem::path& config_json) {
   } catch (const nlohmann::json::exception& e) {
     throw ModelError(file, "", std::string("not valid JSON: ") + e.what());
   }
+  if (!j.is_object()) throw ModelError(file + ": not a JSON object");
+  // Every key is checked for its JSON type before it is read: a wrong type is a model error naming
+  // the file and the key, never a raw nlohmann exception.
+  auto bad = [&](const char* key, const std::string& problem) {
+    return ModelError(file + ": config key '" + key + "': " + problem + ", got " + j[key].dump());
+  };
   auto number = [&](const char* key) -> const nlohmann::json& {
-    if (!j.contains(key) || !j[key].is_number()) throw ModelError(file, key, "missing or not a number");
+    if (!j.contains(key)) throw ModelError(file + ": config key '" + key + "': missing");
+    if (!j[key].is_number()) throw bad(key, "not a number");
     return j[key];
   };
   auto positive = [&](const char* key) {
     auto v = number(key).get<double>();
-    if (v < 1 || v > 1e6 || v != std::floor(v)) throw ModelError(file, key, "not a positive integer");
+    if (v < 1 || v > 1e6 || v != std::floor(v)) throw bad(key, "not a positive integer");
     return static_cast<int>(v);
+  };
+  auto flag = [&](const char* key, bool fallback) {
+    if (!j.contains(key)) return fallback;
+    if (!j[key].is_boolean()) throw bad(key, "must be true or false");
+    return j[key].get<bool>();
   };
   Esm2Config c;
   c.num_layers = positive("num_hidden_layers");
@@ -55,13 +69,14 @@ Esm2Config read_esm2_config(const std::filesystem::path& config_json) {
   c.intermediate = positive("intermediate_size");
   c.vocab_size = j.contains("vocab_size") ? positive("vocab_size") : 33;
   if (j.contains("layer_norm_eps")) c.layer_norm_eps = number("layer_norm_eps").get<float>();
-  if (j.contains("token_dropout")) c.token_dropout = j["token_dropout"].get<bool>();
+  c.token_dropout = flag("token_dropout", c.token_dropout);
+  if (j.contains("position_embedding_type") && !j["position_embedding_type"].is_string())
+    throw bad("position_embedding_type", "must be a string");
   if (j.value("position_embedding_type", "rotary") != "rotary")
-    throw ModelError(file, "position_embedding_type", "only rotary (ESM-2) is supported");
-  if (j.value("emb_layer_norm_before", false))
-    throw ModelError(file, "emb_layer_norm_before", "true is ESM-1b, not ESM-2");
+    throw bad("position_embedding_type", "only rotary (ESM-2) is supported");
+  if (flag("emb_layer_norm_before", false)) throw bad("emb_layer_norm_before", "true is ESM-1b, not ESM-2");
   if (c.hidden % c.num_heads != 0 || c.head_dim() % 2 != 0)
-    throw ModelError(file, "num_attention_heads", "hidden_size is not a multiple of 2·heads");
+    throw bad("num_attention_heads", "hidden_size is not a multiple of 2·heads");
   return c;
 }
 
@@ -111,9 +126,14 @@ std::optional<std::string> canonical_name(const std::string& stored) {
   return std::nullopt;  // lm_head, contact_head, position_ids, ...: not part of the encoder
 }
 
-int layer_index(const std::string& canonical) {  // "layers.12.fc1.weight" -> 12, else -1
+// "layers.12.fc1.weight" -> 12, else -1; an index beyond int (layers.99999999999999.fc1.bias) is
+// INT_MAX, so that the tensor is reported as beyond the configured layers.
+int layer_index(const std::string& canonical) {
   if (!canonical.starts_with("layers.")) return -1;
-  return std::stoi(canonical.substr(7));
+  int index = 0;
+  const char* digits = canonical.data() + 7;
+  const auto [end, ec] = std::from_chars(digits, canonical.data() + canonical.size(), index);
+  return ec == std::errc::result_out_of_range ? INT_MAX : index;
 }
 
 // fp16-rounded rotary frequencies, as the published checkpoints store them (models.md §1.4).

@@ -122,6 +122,8 @@ BpeTokenizer BpeTokenizer::from_json(std::string_view json_text, const std::stri
   if (!root.is_object()) throw ModelError(source + ": not a tokenizer.json (top level is not an object)");
   if (!root.contains("model") || !root["model"].is_object()) bad_field(source, "model", "missing");
   const json& model = root["model"];
+  if (model.contains("type") && !model["type"].is_string())
+    bad_field(source, "model.type", "must be a string, got " + model["type"].dump());
   if (model.value("type", std::string("BPE")) != "BPE")
     bad_field(source, "model.type", "only BPE is supported");
   if (!is_null_or(root, "normalizer", json())) bad_field(source, "normalizer", "only null is supported");
@@ -174,14 +176,21 @@ void BpeTokenizer::load_vocab(const json& model, const std::string& source) {
 void BpeTokenizer::load_added_tokens(const json& root, const std::string& source) {
   if (!root.contains("added_tokens") || root["added_tokens"].is_null()) return;
   if (!root["added_tokens"].is_array()) bad_field(source, "added_tokens", "not a list");
+  size_t index = 0;
   for (const auto& entry : root["added_tokens"]) {
-    const std::string field = "added_tokens[" + entry.value("content", std::string("?")) + "]";
+    // Named by position until its content is known to be a string (a wrong JSON type is a model
+    // error naming the field, never a raw nlohmann exception).
+    std::string field = "added_tokens[" + std::to_string(index++) + "]";
+    if (!entry.is_object()) bad_field(source, field, "not an object, got " + entry.dump());
     if (!entry.contains("content") || !entry["content"].is_string() ||
         entry["content"].get<std::string>().empty() || !entry.contains("id") ||
         !entry["id"].is_number_integer()) {
-      bad_field(source, field, "needs a non-empty content and an integer id");
+      bad_field(source, field, "needs a non-empty string content and an integer id, got " + entry.dump());
     }
+    field = "added_tokens[" + entry["content"].get<std::string>() + "]";
     for (const char* flag : {"single_word", "lstrip", "rstrip"}) {
+      if (entry.contains(flag) && !entry[flag].is_boolean())
+        bad_field(source, field + "." + flag, "must be true or false, got " + entry[flag].dump());
       if (entry.value(flag, false)) bad_field(source, field + "." + flag, "true is not supported");
     }
     const auto content = entry["content"].get<std::string>();

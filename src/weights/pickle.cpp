@@ -1,6 +1,7 @@
 #include "weights/pickle.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -20,6 +21,26 @@ PickleRef PickleValue::get(std::string_view key) const {
     if (k && k->kind == Kind::String && k->text == key) return v;
   }
   return nullptr;
+}
+
+PickleValue::~PickleValue() {
+  std::vector<PickleRef> orphans;
+  auto adopt = [&orphans](PickleValue& v) {
+    for (auto& c : v.items) orphans.push_back(std::move(c));
+    for (auto& [k, c] : v.entries) {
+      orphans.push_back(std::move(k));
+      orphans.push_back(std::move(c));
+    }
+    orphans.push_back(std::move(v.state));
+    v.items.clear();
+    v.entries.clear();
+  };
+  adopt(*this);
+  while (!orphans.empty()) {
+    PickleRef node = std::move(orphans.back());
+    orphans.pop_back();
+    if (node && node.use_count() == 1) adopt(*node);  // it dies at the end of this iteration, childless
+  }
 }
 
 const char* PickleValue::kind_name() const {
@@ -59,60 +80,6 @@ const char* PickleValue::kind_name() const {
 }
 
 namespace {
-
-// Modules whose callables run code or touch the system. A checkpoint never needs them, so naming
-// one is an error rather than an opaque object: the file is hostile or not a checkpoint.
-bool forbidden_global(const std::string& module, const std::string& name) {
-  static const std::set<std::string> kModules = {"os",
-                                                 "posix",
-                                                 "nt",
-                                                 "subprocess",
-                                                 "sys",
-                                                 "shutil",
-                                                 "socket",
-                                                 "importlib",
-                                                 "runpy",
-                                                 "pickle",
-                                                 "_pickle",
-                                                 "marshal",
-                                                 "ctypes",
-                                                 "code",
-                                                 "codeop",
-                                                 "pty",
-                                                 "commands",
-                                                 "webbrowser",
-                                                 "multiprocessing",
-                                                 "threading",
-                                                 "signal",
-                                                 "tempfile",
-                                                 "io",
-                                                 "pathlib",
-                                                 "glob",
-                                                 "asyncio",
-                                                 "operator",
-                                                 "functools",
-                                                 "types",
-                                                 "inspect",
-                                                 "posixpath",
-                                                 "ntpath",
-                                                 "pydoc",
-                                                 "timeit",
-                                                 "trace",
-                                                 "cProfile",
-                                                 "profile",
-                                                 "pdb",
-                                                 "bdb",
-                                                 "numpy.testing"};
-  const std::string root = module.substr(0, module.find('.'));
-  if (kModules.count(module) || kModules.count(root)) return true;
-  if (module == "builtins" || module == "__builtin__") {
-    static const std::set<std::string> kAllowed = {"set",   "frozenset", "bytearray", "complex", "slice",
-                                                   "range", "object",    "list",      "dict",    "tuple",
-                                                   "int",   "float",     "str",       "bytes",   "bool"};
-    return !kAllowed.count(name);
-  }
-  return false;
-}
 
 std::optional<DType> storage_dtype(const std::string& name) {
   static const std::map<std::string, DType> kStorages = {
@@ -309,10 +276,11 @@ class Unpickler {
   PickleRef make_global(std::string module, const std::string& name) {
     if (module == "__builtin__") module = "builtins";
     if (module.empty() || name.empty()) fail("names an empty global");
-    if (forbidden_global(module, name)) {
+    if (!allowed_global(module, name)) {
       throw ModelError(file_, "<pickle>",
-                       "names " + module + "." + name +
-                           ", which runs code; a checkpoint never needs it, refusing to load (at byte " +
+                       "names the global " + module + "." + name +
+                           ", which no checkpoint holds (torch.load would import it and may run code); "
+                           "refusing to load (at byte " +
                            std::to_string(op_pos_) + ")");
     }
     return make_text(Kind::Global, module + "." + name);
@@ -371,7 +339,8 @@ class Unpickler {
     if (name == "torch._utils._rebuild_tensor_v2" || name == "torch._utils._rebuild_tensor")
       return rebuild_tensor(a, false);
     if (name == "torch._utils._rebuild_tensor_v3") return rebuild_tensor(a, true);
-    if (name == "torch._utils._rebuild_parameter" || name == "torch._utils._rebuild_parameter_with_state") {
+    if (name == "torch._utils._rebuild_parameter" || name == "torch._utils._rebuild_parameter_with_state" ||
+        name == "torch.nn.parameter.Parameter") {
       if (a.empty() || a[0]->kind != Kind::Tensor)
         fail("rebuilds a parameter from something that is not a tensor");
       return a[0];
@@ -395,6 +364,12 @@ class Unpickler {
       return s;
     }
     if (name == "_codecs.encode") return codecs_encode(a);
+    // Tensor subclasses: _rebuild_from_type_v2(rebuild function, class, its args, state).
+    if (name == "torch._tensor._rebuild_from_type_v2") {
+      if (a.size() < 3 || a[0]->kind != Kind::Global || a[0]->text == name || a[2]->kind != Kind::Tuple)
+        fail("rebuilds a tensor subclass with malformed arguments");
+      return call(a[0], a[2]);
+    }
     if (name == "torch.Size" || name == "builtins.tuple") {
       if (!a.empty() && (a[0]->kind == Kind::List || a[0]->kind == Kind::Tuple))
         return make_tuple(a[0]->items);
@@ -826,6 +801,16 @@ void materialize(TensorRef& t, const std::string& file) {
       throw ModelError(file, where, "is viewed with strides that overflow");
     }
   }
+  // A view holding more elements than the storage span it covers repeats elements (a stride-0
+  // view of one element shaped [16384, 16384] would materialise 1 GiB from 4 bytes): refused, so a
+  // copy is never larger than its storage.
+  const uint64_t span = last - static_cast<uint64_t>(t.offset) + 1;
+  if (numel > span) {
+    throw ModelError(file, where,
+                     "is viewed with shape " + shape_string(t.shape) + " and strides " +
+                         shape_string(t.stride) + ", which repeat its elements (" + std::to_string(numel) +
+                         " elements over " + std::to_string(span) + " stored)");
+  }
   uint64_t end_bytes = 0;
   if (numel && (__builtin_add_overflow(last, 1, &end_bytes) ||
                 __builtin_mul_overflow(end_bytes, esize, &end_bytes) || end_bytes > storage_bytes)) {
@@ -879,65 +864,111 @@ std::string key_text(const PickleRef& k) {
   return "";
 }
 
-void add_tensor(StateDict& dict, const std::string& name, const PickleRef& v) {
-  dict.add(name, v->tensor->materialized);
-  if (v->tensor->owner) dict.keep_alive(v->tensor->owner);
-}
-
 bool is_module(const PickleRef& v) {
   return v->kind == Kind::Object && v->state && v->state->kind == Kind::Dict && v->state->get("_parameters");
 }
 
-void flatten(const PickleRef& v, const std::string& prefix, StateDict& dict);
+// Names every tensor under a value, walking each container once (see state_dict_from_pickle).
+class Flattener {
+ public:
+  Flattener(StateDict& dict, const std::string& file) : dict_(dict), file_(file) {}
 
-// torch's state_dict(): own parameters, own persistent buffers, then each child module.
-void flatten_module(const PickleRef& module, const std::string& prefix, StateDict& dict) {
-  const PickleRef& state = module->state;
-  std::set<std::string> non_persistent;
-  if (auto np = state->get("_non_persistent_buffers_set"); np && np->kind == Kind::Set) {
-    for (const auto& item : np->items) non_persistent.insert(key_text(item));
-  }
-  for (const char* field : {"_parameters", "_buffers"}) {
-    PickleRef members = state->get(field);
-    if (!members || members->kind != Kind::Dict) continue;
-    for (const auto& [k, v] : members->entries) {
-      const std::string name = key_text(k);
-      if (v->kind != Kind::Tensor) continue;  // None entries (e.g. bias=False)
-      if (std::string(field) == "_buffers" && non_persistent.count(name)) continue;
-      add_tensor(dict, join(prefix, name), v);
+  void flatten(const PickleRef& v, const std::string& prefix) {
+    switch (v->kind) {
+      case Kind::Tensor:
+        add_tensor(prefix, v);
+        break;
+      case Kind::Dict:
+        walk_once(v, prefix, [&] {
+          for (const auto& [k, c] : v->entries) {
+            const std::string key = key_text(k);
+            if (!key.empty()) flatten(c, join(prefix, key));
+          }
+        });
+        break;
+      case Kind::List:
+      case Kind::Tuple:
+        walk_once(v, prefix, [&] {
+          for (size_t i = 0; i < v->items.size(); ++i) flatten(v->items[i], join(prefix, std::to_string(i)));
+        });
+        break;
+      case Kind::Object:
+        if (is_module(v)) flatten_module(v, prefix);
+        break;
+      default:
+        break;
     }
   }
-  if (PickleRef children = state->get("_modules"); children && children->kind == Kind::Dict) {
-    for (const auto& [k, child] : children->entries) {
-      if (child->kind == Kind::Object && is_module(child))
-        flatten_module(child, join(prefix, key_text(k)), dict);
-    }
-  }
-}
 
-void flatten(const PickleRef& v, const std::string& prefix, StateDict& dict) {
-  switch (v->kind) {
-    case Kind::Tensor:
-      add_tensor(dict, prefix, v);
-      break;
-    case Kind::Dict:
-      for (const auto& [k, c] : v->entries) {
-        const std::string key = key_text(k);
-        if (!key.empty()) flatten(c, join(prefix, key), dict);
+  // torch's state_dict(): own parameters, own persistent buffers, then each child module.
+  void flatten_module(const PickleRef& module, const std::string& prefix) {
+    walk_once(module, prefix, [&] {
+      const PickleRef& state = module->state;
+      std::set<std::string> non_persistent;
+      if (auto np = state->get("_non_persistent_buffers_set"); np && np->kind == Kind::Set) {
+        for (const auto& item : np->items) non_persistent.insert(key_text(item));
       }
-      break;
-    case Kind::List:
-    case Kind::Tuple:
-      for (size_t i = 0; i < v->items.size(); ++i)
-        flatten(v->items[i], join(prefix, std::to_string(i)), dict);
-      break;
-    case Kind::Object:
-      if (is_module(v)) flatten_module(v, prefix, dict);
-      break;
-    default:
-      break;
+      for (const char* field : {"_parameters", "_buffers"}) {
+        PickleRef members = state->get(field);
+        if (!members || members->kind != Kind::Dict) continue;
+        for (const auto& [k, v] : members->entries) {
+          const std::string name = key_text(k);
+          if (v->kind != Kind::Tensor) continue;  // None entries (e.g. bias=False)
+          if (std::string(field) == "_buffers" && non_persistent.count(name)) continue;
+          add_tensor(join(prefix, name), v);
+        }
+      }
+      if (PickleRef children = state->get("_modules"); children && children->kind == Kind::Dict) {
+        for (const auto& [k, child] : children->entries) {
+          if (child->kind == Kind::Object && is_module(child))
+            flatten_module(child, join(prefix, key_text(k)));
+        }
+      }
+    });
   }
-}
+
+ private:
+  struct FirstVisit {
+    std::string prefix;
+    size_t tensors = 0;  // names it produced
+  };
+
+  // Walks `node` the first time it is reached. Reached again (the pickle memo shares it), it is
+  // skipped when it named no tensor, and refused when it did: a checkpoint names each tensor once,
+  // and a DAG of shared containers would otherwise name 2^depth of them.
+  template <typename Walk>
+  void walk_once(const PickleRef& node, const std::string& prefix, Walk walk) {
+    auto [it, fresh] = visited_.try_emplace(node.get());
+    if (!fresh) {
+      if (it->second.tensors == 0) return;
+      throw ModelError(file_, prefix.empty() ? "<root>" : prefix,
+                       "holds the same " + std::to_string(it->second.tensors) + " tensor(s) as '" +
+                           it->second.prefix + "' (a shared sub-tree; a checkpoint names each tensor once)");
+    }
+    const size_t before = dict_.size();
+    walk();
+    FirstVisit& first = visited_[node.get()];  // `it` may be invalidated by the walk
+    first.prefix = prefix;
+    first.tensors = dict_.size() - before;
+  }
+
+  void add_tensor(const std::string& name, const PickleRef& v) {
+    name_bytes_ += name.size();
+    if (dict_.size() >= kMaxTensors || name_bytes_ > kMaxNameBytes) {
+      throw ModelError(file_, name,
+                       "is one tensor name too many (a checkpoint holds at most " +
+                           std::to_string(kMaxTensors) + " tensors, " + std::to_string(kMaxNameBytes >> 20) +
+                           " MiB of names)");
+    }
+    dict_.add(name, v->tensor->materialized);
+    if (v->tensor->owner) dict_.keep_alive(v->tensor->owner);
+  }
+
+  StateDict& dict_;
+  const std::string& file_;
+  std::unordered_map<const PickleValue*, FirstVisit> visited_;
+  size_t name_bytes_ = 0;
+};
 
 void describe_into(const PickleRef& v, size_t max_items, size_t depth, std::string& out) {
   if (!v) {
@@ -1040,15 +1071,16 @@ void materialize_tensors(const PickleRef& root, const std::string& file) {
 
 StateDict state_dict_from_pickle(const PickleRef& root, const std::string& file, const std::string& format) {
   StateDict dict(file, format);
+  Flattener flattener(dict, file);
   if (root->kind == Kind::Dict) {
     for (const char* key : {"model", "state_dict"}) {
       if (PickleRef inner = root->get(key); inner && (inner->kind == Kind::Dict || is_module(inner))) {
-        flatten(inner, "", dict);
+        flattener.flatten(inner, "");
         return dict;
       }
     }
   }
-  flatten(root, "", dict);
+  flattener.flatten(root, "");
   return dict;
 }
 
@@ -1068,6 +1100,57 @@ PickleRef make_storage_value(std::shared_ptr<Storage> storage) {
 
 std::optional<DType> storage_dtype_of(const std::string& global_name) {
   return storage_dtype(global_name);
+}
+
+bool allowed_global(const std::string& module, const std::string& name) {
+  // What torch.save writes for tensors, parameters, storages, dtypes, state dicts and module
+  // bookkeeping (_non_persistent_buffers_set, protocol-2 bytes); interpreted by Unpickler::call.
+  static const std::set<std::string> kInterpreted = {"torch._utils._rebuild_tensor",
+                                                     "torch._utils._rebuild_tensor_v2",
+                                                     "torch._utils._rebuild_tensor_v3",
+                                                     "torch._utils._rebuild_parameter",
+                                                     "torch._utils._rebuild_parameter_with_state",
+                                                     "torch._tensor._rebuild_from_type_v2",
+                                                     "torch.nn.parameter.Parameter",
+                                                     "torch.Size",
+                                                     "collections.OrderedDict",
+                                                     "builtins.dict",
+                                                     "builtins.set",
+                                                     "builtins.frozenset",
+                                                     "builtins.tuple",
+                                                     "_codecs.encode"};
+  // Classes checkpoints pickle whole, kept as opaque objects: the original tool's classifier
+  // (torch.save(model) from train.py, or imported from it), fair-esm's argparse args, numpy scalars
+  // and arrays (training metadata), torch.device; torch.nn module classes are matched below.
+  static const std::set<std::string> kOpaque = {"__main__.MLPClassifier",
+                                                "train.MLPClassifier",
+                                                "prediction.MLPClassifier",
+                                                "argparse.Namespace",
+                                                "torch.device",
+                                                "numpy.dtype",
+                                                "numpy.ndarray",
+                                                "numpy.core.multiarray.scalar",
+                                                "numpy.core.multiarray._reconstruct",
+                                                "numpy._core.multiarray.scalar",
+                                                "numpy._core.multiarray._reconstruct",
+                                                "builtins.list",
+                                                "builtins.int",
+                                                "builtins.float",
+                                                "builtins.complex",
+                                                "builtins.bool",
+                                                "builtins.str",
+                                                "builtins.bytes",
+                                                "builtins.bytearray"};
+  const std::string full = module + "." + name;
+  if (kInterpreted.count(full) || kOpaque.count(full)) return true;
+  if (storage_dtype(full) || torch_dtype(full)) return true;
+  // torch.nn.modules.<file>.<Class>: a module's class, created by __new__ and filled by BUILD
+  // (never called); functions of those files are not allowed.
+  const bool nn_class =
+      module.starts_with("torch.nn.modules.") && std::isupper(static_cast<unsigned char>(name[0]));
+  return nn_class &&
+         name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") ==
+             std::string::npos;
 }
 
 }  // namespace vnp::weights

@@ -1,9 +1,12 @@
 #pragma once
 // A restricted unpickler (protocols 0-5 opcodes that torch.save writes, reference/models.md §4.2).
-// It never calls anything named in a file: a small allowlist (tensor/parameter rebuild, OrderedDict,
-// set, _codecs.encode, torch storage types) is interpreted; other classes become opaque objects
-// (class name + args + state); names of code-running callables (os.system, builtins.eval, ...) are a
-// ModelError. Memory is bounded by the input, nesting depth is limited, cycles are rejected.
+// It never calls anything named in a file. Only the globals real checkpoints hold may be named
+// (allowed_global): the tensor/parameter rebuilds, OrderedDict, set, _codecs.encode, torch storage
+// types and dtypes are interpreted; the classes checkpoints pickle whole (torch.nn modules, the
+// original MLPClassifier, argparse.Namespace, numpy scalars) become opaque objects (class name + args
+// + state). Any other global (os.system, _operator.methodcaller, torch.hub.load, ...) is a ModelError
+// naming it. Memory is bounded by the input, nesting depth is limited, cycles are rejected, and a
+// value graph is released iteratively however deep it is.
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -72,6 +75,13 @@ struct PickleValue {
   std::shared_ptr<TensorRef> tensor;                     // Tensor
   std::shared_ptr<Storage> storage;                      // Storage
 
+  PickleValue() = default;
+  PickleValue(const PickleValue&) = delete;
+  PickleValue& operator=(const PickleValue&) = delete;
+  // Releases the children it owns last in a loop, not recursively: a pickle may build 300k nested
+  // tuples (and then drop them) in 300 KB, deeper than any stack.
+  ~PickleValue();
+
   bool is(Kind k) const { return kind == k; }
   // Dict lookup by string key; nullptr if absent or not a dict.
   PickleRef get(std::string_view key) const;
@@ -94,23 +104,38 @@ PickleRef unpickle(const std::byte* bytes, size_t size, const PersistentLoad& pe
 // Every TensorRef reachable from `root`, in first-seen order.
 std::vector<std::shared_ptr<TensorRef>> collect_tensors(const PickleRef& root);
 
-// Builds `materialized` for every tensor: checks the view fits its storage, copies strided views.
+// Builds `materialized` for every tensor: checks the view fits its storage and touches at least as many
+// storage elements as it holds (a stride-0 view of one element could otherwise stand for 1 GiB),
+// copies the other strided views.
 void materialize_tensors(const PickleRef& root, const std::string& file);
 
-// The state-dict view of an unpickled checkpoint (rules in state_dict.h, load_state_dict).
+// The state-dict view of an unpickled checkpoint (rules in state_dict.h, load_state_dict). Each
+// container is walked once: one reachable under two names (a DAG: 60 levels each holding the next
+// twice name 2^60 tensors) is a ModelError when it holds tensors. At most kMaxTensors names of at
+// most kMaxNameBytes bytes in all.
+inline constexpr size_t kMaxTensors = size_t{1} << 20;
+inline constexpr size_t kMaxNameBytes = size_t{64} << 20;
 StateDict state_dict_from_pickle(const PickleRef& root, const std::string& file, const std::string& format);
 
-// A whole torch.save file (zip or legacy) as a value tree, tensors materialized.
+// A whole torch.save file (zip or legacy) as a value tree, tensors materialized. Storages of a zip
+// point into the file's mapping (its records are stored uncompressed), not into copies.
 struct PickleDocument {
   std::string format;  // "pytorch-zip" | "pytorch-legacy"
   PickleRef root;
 };
 PickleDocument load_pickle_object(const std::filesystem::path& file);
+// The same for a zip image already in memory; `owner` keeps `bytes` alive (storages point into it).
+// Each record's CRC-32 is checked (on all threads, engine::parallel_for).
+PickleDocument load_torch_zip(const std::byte* bytes, size_t size, std::shared_ptr<const void> owner,
+                              const std::string& file);
 
 // For the container readers: a Storage node for persistent_load, and the dtype of a storage class
 // global ("torch.HalfStorage" -> F16).
 PickleRef make_storage_value(std::shared_ptr<Storage> storage);
 std::optional<DType> storage_dtype_of(const std::string& global_name);
+
+// Whether a checkpoint may name `module.name` (module "__builtin__" spelled "builtins").
+bool allowed_global(const std::string& module, const std::string& name);
 
 // For printing/debugging: a short rendering ("{'a': [tensor F32 [2, 3], 1.5]}"), depth-limited.
 std::string describe(const PickleRef& value, size_t max_items = 8);

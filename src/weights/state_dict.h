@@ -38,6 +38,9 @@ struct Tensor {
 // integer and bool tensors -> int64. Throws ModelError(file, name, ...) on a dtype that does not fit.
 std::vector<float> tensor_to_float32(const Tensor& tensor, const std::string& file = "",
                                      const std::string& name = "");
+// The same into `out` (numel() floats), on all CPU threads (engine::parallel_for): lets a loader
+// convert straight into its own buffer (e.g. an engine::Tensor's) instead of copying a vector.
+void tensor_to_float32(const Tensor& tensor, float* out, const std::string& file, const std::string& name);
 std::vector<double> tensor_to_float64(const Tensor& tensor, const std::string& file = "",
                                       const std::string& name = "");
 std::vector<int64_t> tensor_to_int64(const Tensor& tensor, const std::string& file = "",

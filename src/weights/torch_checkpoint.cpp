@@ -1,21 +1,23 @@
 // torch.save files: the zip format (torch >= 1.6) and the legacy concatenated-pickles format
 // (reference/models.md §4.1, §4.4). Both resolve persistent ids to storages, unpickle the object
-// with the restricted unpickler, then attach each storage's bytes and materialize the tensors.
-#include <zip.h>
-
+// with the restricted unpickler, then attach each storage's bytes and materialize the tensors. A zip's
+// storages are read in place in the file's mapping (stored, 64-byte aligned records), not copied.
 #include <cstring>
 #include <map>
+#include <string_view>
 
+#include "engine/thread_pool.h"
 #include "util/error.h"
 #include "weights/mapped_file.h"
 #include "weights/pickle.h"
+#include "weights/zip_archive.h"
 
 namespace vnp::weights {
 
 namespace {
 
 using Kind = PickleValue::Kind;
-using Buffer = std::vector<std::byte>;
+using Buffer = std::vector<std::byte>;  // legacy storages (unaligned in the file) are copied
 
 // The parts of a persistent id both formats share: ('storage', StorageClass, key, location, numel, ...).
 std::shared_ptr<Storage> storage_from_pid(const PickleRef& pid, size_t min_items, const std::string& file) {
@@ -50,124 +52,56 @@ uint64_t storage_bytes(const Storage& s, const std::string& file) {
 
 // ---- zip ----
 
-struct ZipCloser {
-  void operator()(zip_t* z) const { zip_discard(z); }
-};
-struct ZipFileCloser {
-  void operator()(zip_file_t* f) const { zip_fclose(f); }
-};
-
+// A torch.save archive: records are "<archive folder>/<name>", looked up by <name>.
 class TorchZip {
  public:
-  explicit TorchZip(const std::filesystem::path& path)
-      : file_(path.string()), mapped_(MappedFile::open(path)) {
-    zip_error_t error;
-    zip_error_init(&error);
-    zip_source_t* source = zip_source_buffer_create(mapped_->data(), mapped_->size(), 0, &error);
-    if (!source) fail_zip("", &error);
-    zip_t* archive = zip_open_from_source(source, ZIP_RDONLY | ZIP_CHECKCONS, &error);
-    if (!archive) {
-      zip_source_free(source);
-      fail_zip("", &error);
+  TorchZip(const std::byte* bytes, size_t size, const std::string& file)
+      : file_(file), zip_(bytes, size, file) {
+    for (const ZipRecord& r : zip_.records()) {
+      const size_t slash = r.name.find('/');
+      const std::string suffix = slash == std::string::npos ? r.name : r.name.substr(slash + 1);
+      if (!records_.emplace(suffix, &r).second)
+        throw ModelError(file_, suffix, "record appears twice in the archive");
     }
-    archive_.reset(archive);
-    index_records();
   }
 
   bool has(const std::string& record) const { return records_.count(record) > 0; }
 
-  // The whole record, checked to be stored (torch never compresses) and at least `min_size` bytes.
-  std::shared_ptr<Buffer> read(const std::string& record, uint64_t min_size = 0) {
+  const ZipRecord& at(const std::string& record) const {
     auto it = records_.find(record);
     if (it == records_.end()) throw ModelError(file_, record, "record is missing from the archive");
-    zip_stat_t st;
-    zip_stat_init(&st);
-    if (zip_stat_index(archive_.get(), it->second, 0, &st) != 0)
-      fail_zip(record, zip_get_error(archive_.get()));
-    if ((st.valid & ZIP_STAT_COMP_METHOD) && st.comp_method != ZIP_CM_STORE) {
-      throw ModelError(file_, record, "record is compressed (torch.save stores records uncompressed)");
-    }
-    if (st.size > mapped_->size())
-      throw ModelError(file_, record, "record claims more bytes than the file holds");
-    if (st.size < min_size) {
-      throw ModelError(file_, record,
-                       "record holds " + std::to_string(st.size) + " bytes, the tensor data needs " +
+    return *it->second;
+  }
+
+  // A small record (data.pkl, byteorder), CRC-checked: its bytes in the image.
+  std::string_view checked_text(const std::string& record) const {
+    const ZipRecord& r = at(record);
+    zip_.verify_crc(r);
+    return {reinterpret_cast<const char*>(zip_.stored_data(r)), static_cast<size_t>(r.size)};
+  }
+
+  // A storage's bytes in the image (not copied), checked to hold at least `min_size` bytes.
+  const std::byte* storage_data(const ZipRecord& r, uint64_t min_size) const {
+    if (r.size < min_size) {
+      throw ModelError(file_, r.name,
+                       "record holds " + std::to_string(r.size) + " bytes, the tensor data needs " +
                            std::to_string(min_size));
     }
-    auto buffer = std::make_shared<Buffer>(static_cast<size_t>(st.size));
-    std::unique_ptr<zip_file_t, ZipFileCloser> f(zip_fopen_index(archive_.get(), it->second, 0));
-    if (!f) fail_zip(record, zip_get_error(archive_.get()));
-    size_t done = 0;
-    while (done < buffer->size()) {
-      const zip_int64_t got = zip_fread(f.get(), buffer->data() + done, buffer->size() - done);
-      if (got < 0) fail_zip(record, zip_file_get_error(f.get()));
-      if (got == 0) throw ModelError(file_, record, "record ends early (truncated archive)");
-      done += static_cast<size_t>(got);
-    }
-    char extra;  // reading past the end makes libzip verify the CRC
-    if (zip_fread(f.get(), &extra, 1) < 0) fail_zip(record, zip_file_get_error(f.get()));
-    return buffer;
+    return zip_.stored_data(r);
+  }
+
+  // Every record's CRC, spread over the CPU threads (the bytes are read once, in place).
+  void verify_crcs(const std::vector<const ZipRecord*>& records) const {
+    engine::parallel_for(static_cast<int64_t>(records.size()), 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) zip_.verify_crc(*records[static_cast<size_t>(i)]);
+    });
   }
 
  private:
-  [[noreturn]] void fail_zip(const std::string& record, zip_error_t* error) const {
-    throw ModelError(file_, record,
-                     std::string("is not a readable PyTorch zip: ") + zip_error_strerror(error));
-  }
-
-  // Records are "<archive folder>/<name>"; we look them up by <name>.
-  void index_records() {
-    const zip_int64_t n = zip_get_num_entries(archive_.get(), 0);
-    for (zip_int64_t i = 0; i < n; ++i) {
-      const char* raw = zip_get_name(archive_.get(), static_cast<zip_uint64_t>(i), ZIP_FL_ENC_RAW);
-      if (!raw) continue;
-      const std::string name = raw;
-      const size_t slash = name.find('/');
-      const std::string suffix = slash == std::string::npos ? name : name.substr(slash + 1);
-      if (!records_.emplace(suffix, static_cast<zip_uint64_t>(i)).second) {
-        throw ModelError(file_, suffix, "record appears twice in the archive");
-      }
-    }
-  }
-
   std::string file_;
-  std::shared_ptr<const MappedFile> mapped_;
-  std::unique_ptr<zip_t, ZipCloser> archive_;
-  std::map<std::string, zip_uint64_t> records_;
+  ZipArchive zip_;
+  std::map<std::string, const ZipRecord*> records_;
 };
-
-PickleDocument load_zip(const std::filesystem::path& path) {
-  const std::string file = path.string();
-  TorchZip zip(path);
-  if (!zip.has("data.pkl"))
-    throw ModelError(file, "data.pkl", "record is missing (not a torch.save archive)");
-  if (zip.has("byteorder")) {
-    auto order = zip.read("byteorder");
-    if (std::string(reinterpret_cast<const char*>(order->data()), order->size()) != "little") {
-      throw ModelError(file, "byteorder", "is not 'little' (big-endian checkpoints are not supported)");
-    }
-  }
-  auto pkl = zip.read("data.pkl");
-  std::map<std::string, std::shared_ptr<Storage>> storages;
-  PersistentLoad load = [&](const PickleRef& pid) -> PickleRef {
-    if (!is_storage_pid(pid))
-      throw ModelError(file, "<pickle>", "holds a persistent id that is not a storage");
-    auto s = storage_from_pid(pid, 5, file);
-    auto [it, fresh] = storages.emplace(s->key, s);
-    if (!fresh && (it->second->dtype != s->dtype || it->second->numel != s->numel)) {
-      throw ModelError(file, "storage " + s->key, "is named twice with different types or sizes");
-    }
-    return make_storage_value(it->second);
-  };
-  PickleRef root = unpickle(pkl->data(), pkl->size(), load, file);
-  for (auto& [key, s] : storages) {
-    auto bytes = zip.read("data/" + key, storage_bytes(*s, file));
-    s->data = bytes->data();
-    s->owner = bytes;
-  }
-  materialize_tensors(root, file);
-  return {"pytorch-zip", root};
-}
 
 // ---- legacy ----
 
@@ -250,9 +184,45 @@ PickleDocument load_legacy(const std::filesystem::path& path) {
 
 }  // namespace
 
+PickleDocument load_torch_zip(const std::byte* bytes, size_t size, std::shared_ptr<const void> owner,
+                              const std::string& file) {
+  TorchZip zip(bytes, size, file);
+  if (!zip.has("data.pkl"))
+    throw ModelError(file, "data.pkl", "record is missing (not a torch.save archive)");
+  if (zip.has("byteorder") && zip.checked_text("byteorder") != "little")
+    throw ModelError(file, "byteorder", "is not 'little' (big-endian checkpoints are not supported)");
+  const std::string_view pkl = zip.checked_text("data.pkl");
+  std::map<std::string, std::shared_ptr<Storage>> storages;
+  PersistentLoad load = [&](const PickleRef& pid) -> PickleRef {
+    if (!is_storage_pid(pid))
+      throw ModelError(file, "<pickle>", "holds a persistent id that is not a storage");
+    auto s = storage_from_pid(pid, 5, file);
+    auto [it, fresh] = storages.emplace(s->key, s);
+    if (!fresh && (it->second->dtype != s->dtype || it->second->numel != s->numel)) {
+      throw ModelError(file, "storage " + s->key, "is named twice with different types or sizes");
+    }
+    return make_storage_value(it->second);
+  };
+  PickleRef root = unpickle(reinterpret_cast<const std::byte*>(pkl.data()), pkl.size(), load, file);
+  std::vector<const ZipRecord*> records;
+  for (auto& [key, s] : storages) {
+    const ZipRecord& r = zip.at("data/" + key);
+    s->data = zip.storage_data(r, storage_bytes(*s, file));
+    s->owner = owner;
+    records.push_back(&r);
+  }
+  zip.verify_crcs(records);
+  materialize_tensors(root, file);
+  return {"pytorch-zip", root};
+}
+
 PickleDocument load_pickle_object(const std::filesystem::path& path) {
   const std::string format = detect_format(path);
-  if (format == "pytorch-zip") return load_zip(path);
+  if (format == "pytorch-zip") {
+    auto mapped = MappedFile::open(path);
+    return load_torch_zip(mapped->data(), mapped->size(), mapped, path.string());
+  }
+
   if (format == "pytorch-legacy") return load_legacy(path);
   throw ModelError(path.string(), "", "is not a torch.save file (format: " + format + ")");
 }

@@ -231,8 +231,8 @@ TEST(PytorchZip, MlpTinyEveryVariantMatchesReferenceLogits) {
   const auto ref = read_mlp_reference(data_path("mlp/mlp_tiny_160x32.reference.json"));
   check_mlp(data_path("mlp/mlp_tiny_160x32.pth"), "pytorch-zip", ref);             // whole module
   check_mlp(data_path("mlp/mlp_tiny_160x32.state_dict.pth"), "pytorch-zip", ref);  // state dict
-  check_mlp(data_path("mlp/mlp_tiny_160x32.cuda.pth"), "pytorch-zip", ref);  // torch 2.11 GPU save
-  check_mlp(data_path("mlp/mlp_tiny_160x32.legacy.pth"), "pytorch-legacy", ref);  // pre-1.6 layout
+  check_mlp(data_path("mlp/mlp_tiny_160x32.cuda.pth"), "pytorch-zip", ref);        // torch 2.11 GPU save
+  check_mlp(data_path("mlp/mlp_tiny_160x32.legacy.pth"), "pytorch-legacy", ref);   // pre-1.6 layout
 }
 
 // The real classifier shape (whole pickled module; the tiny test above covers the other file layouts).

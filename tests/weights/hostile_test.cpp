@@ -187,16 +187,21 @@ TEST(Hostile, PickleNamingCodeRunningCallables) {
       "csubprocess\nPopen\n"
       ")R."s,
       "subprocess.Popen");
-  // An unknown class is fine: recorded, never called.
+  // Classes real checkpoints pickle whole are recorded (never called); any other class is refused.
   const std::string ok =
       "\x80\x02"
-      "cmypkg.mod\nThing\n"
+      "ctorch.nn.modules.linear\nLinear\n"
       "K\x07\x85R}X\x01\x00\x00\x00xK\x01sb."s;
   PickleRef v = unpickle(reinterpret_cast<const std::byte*>(ok.data()), ok.size(), nullptr, "ok.pkl");
   EXPECT_EQ(v->kind, PickleValue::Kind::Object);
-  EXPECT_EQ(v->text, "mypkg.mod.Thing");
+  EXPECT_EQ(v->text, "torch.nn.modules.linear.Linear");
   EXPECT_EQ(v->items.at(0)->integer, 7);
   EXPECT_EQ(v->state->get("x")->integer, 1);
+  expect_pickle_error(
+      "\x80\x02"
+      "cmypkg.mod\nThing\n"
+      "K\x07\x85R."s,
+      "mypkg.mod.Thing");
 }
 
 TEST(Hostile, PickleStructureAbuse) {
