@@ -20,6 +20,12 @@ class EmbeddingsH5Writer {
 
   // Appends rows: ids.size() rows, matrix i given as ids.size() * width_i floats, row-major.
   void append(const std::vector<std::string>& ids, const std::vector<const float*>& rows);
+  // String attributes of the file's root group (what made the numbers: model files and hashes, pooling,
+  // precision).
+  void set_attributes(const std::vector<std::pair<std::string, std::string>>& attributes);
+  // A second name for a dataset (an HDF5 hard link: one copy of the data), so that `embed` output reads
+  // like `predict`'s (`esm` / `dnabert` beside `embeddings`).
+  void add_alias(const std::string& alias, const std::string& dataset);
   void commit();
 
  private:
