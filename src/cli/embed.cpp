@@ -153,22 +153,6 @@ struct EncoderKind {
   bool expects_protein = false;
 };
 
-// The words of --precision for a compute type.
-std::string precision_name(engine::DType dtype) {
-  switch (dtype) {
-    case engine::DType::kF32:
-      return "fp32";
-    case engine::DType::kF16:
-      return "fp16";
-    case engine::DType::kBF16:
-      return "bf16";
-    case engine::DType::kF8E4M3:
-      return "fp8";
-    default:
-      return engine::dtype_name(dtype);
-  }
-}
-
 // Skipped records: a warning for each of the first few, then a count at the end.
 class SkipLog {
  public:
@@ -225,7 +209,7 @@ void embed_records(const EmbedOptions& o, const EncoderKind& kind, const GlobalO
   const weights::ModelLocation where = weights::find_model(kind.kind, flag);
   engine::set_num_threads(thread_count(global));
   log::info("{} from {} ({}); {} on {}", kind.name, where.path.string(), where.found_by,
-            precision_name(dtypes.front()), devices.front().str());
+            pipeline::precision_name(dtypes.front()), devices.front().str());
   if (compute.v1_attention) log::info("Using v1.0-compatible standard attention path");
 
   std::vector<Replica> replicas;
@@ -246,16 +230,11 @@ void embed_records(const EmbedOptions& o, const EncoderKind& kind, const GlobalO
 
   std::unique_ptr<EmbeddingWriter> writer;
   if (is_h5(o.output)) {
-    nlohmann::json files = nlohmann::json::array();
-    for (const auto& f : pipeline::describe_model_files(where.path))
-      files.push_back({{"path", f.path}, {"size", f.size}, {"sha256", f.sha256}});
-    writer = std::make_unique<H5Writer>(
-        std::filesystem::path(o.output), width, kind.alias,
-        std::vector<std::pair<std::string, std::string>>{{"model_kind", kind.name},
-                                                         {"model", where.path.string()},
-                                                         {"model_files", files.dump()},
-                                                         {"pooling", kind.pooling},
-                                                         {"precision", precision_name(dtypes.front())}});
+    pipeline::H5Attributes attributes = pipeline::model_attributes("", where.path);
+    attributes.insert(attributes.end(), {{"model_kind", kind.name},
+                                         {"pooling", kind.pooling},
+                                         {"precision", pipeline::precision_name(dtypes.front())}});
+    writer = std::make_unique<H5Writer>(std::filesystem::path(o.output), width, kind.alias, attributes);
   } else {
     writer = std::make_unique<TsvWriter>(o.output);
   }

@@ -5,6 +5,9 @@
 
 #include <algorithm>
 
+#include <nlohmann/json.hpp>
+
+#include "pipeline/run_info.h"
 #include "util/error.h"
 
 namespace vnp::pipeline {
@@ -104,7 +107,29 @@ void EmbeddingsH5Writer::append(const std::vector<std::string>& ids, const std::
   rows_ += static_cast<std::int64_t>(n);
 }
 
-void EmbeddingsH5Writer::set_attributes(const std::vector<std::pair<std::string, std::string>>& attributes) {
+H5Attributes model_attributes(const std::string& prefix, const std::filesystem::path& model) {
+  nlohmann::json files = nlohmann::json::array();
+  for (const auto& f : describe_model_files(model))
+    files.push_back({{"path", f.path}, {"size", f.size}, {"sha256", f.sha256}});
+  return {{prefix + "model", model.string()}, {prefix + "model_files", files.dump()}};
+}
+
+std::string precision_name(engine::DType dtype) {
+  switch (dtype) {
+    case engine::DType::kF32:
+      return "fp32";
+    case engine::DType::kF16:
+      return "fp16";
+    case engine::DType::kBF16:
+      return "bf16";
+    case engine::DType::kF8E4M3:
+      return "fp8";
+    default:
+      return engine::dtype_name(dtype);
+  }
+}
+
+void EmbeddingsH5Writer::set_attributes(const H5Attributes& attributes) {
   for (const auto& [name, value] : attributes) {
     hid_t type = H5Tcopy(H5T_C_S1);
     H5Tset_size(type, std::max<std::size_t>(value.size(), 1));

@@ -131,6 +131,28 @@ TEST(EmbedH5, CarriesAttributesAndPredictsDatasetName) {
   EXPECT_EQ(e.esm.size(), 5u * e.esm_width);
 }
 
+// predict's embeddings.h5 says what made its rows too: both models with their file hashes, pooling and
+// the resolved precision (not "auto").
+TEST(EmbedH5, PredictsEmbeddingsCarryTheSameAttributes) {
+  test::ScratchDir dir;
+  const auto r =
+      run_virnucpro({"predict", data("preprocess/coding.fa"), "-o", (dir / "p").string(), "--esm-model",
+                     data("esm2_tiny"), "--dnabert-model", data("dnabert2_tiny"), "--classifier",
+                     data("mlp/mlp_tiny_160x32.pth"), "--device", "cpu", "--save-embeddings"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  hid_t file = H5Fopen((dir / "p" / "embeddings.h5").c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  ASSERT_GE(file, 0);
+  EXPECT_EQ(string_attribute(file, "esm_model"), data("esm2_tiny"));
+  EXPECT_EQ(string_attribute(file, "dnabert_model"), data("dnabert2_tiny"));
+  EXPECT_NE(string_attribute(file, "precision"), "auto");
+  EXPECT_NE(string_attribute(file, "precision"), "<missing>");
+  EXPECT_NE(string_attribute(file, "dnabert_pooling").find("[CLS]"), std::string::npos);
+  for (const char* files : {"esm_model_files", "dnabert_model_files"})
+    for (const auto& f : nlohmann::json::parse(string_attribute(file, files)))
+      EXPECT_EQ(f["sha256"].get<std::string>().size(), 64u) << f;
+  H5Fclose(file);
+}
+
 // SIGTERM stops embed between batches: exit 143, and its hidden temporary file is gone.
 TEST(EmbedSignals, SigtermStopsAndRemovesTheTemporaryFile) {
   test::ScratchDir dir;
