@@ -1,9 +1,11 @@
 #include "pipeline/scheduler.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "util/env.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 #include "util/log.h"
 
 namespace vnp::pipeline {
@@ -94,7 +96,11 @@ void EmbeddingScheduler::submit(std::unique_ptr<WindowWork> work) {
 
 std::unique_ptr<WindowWork> EmbeddingScheduler::next_done() {
   std::unique_lock lock(mutex_);
-  work_done_.wait(lock, [&] { return !windows_.empty() && windows_.front()->batches_left == 0; });
+  // A window can take minutes: Ctrl-C and SIGTERM are checked while waiting for it (the destructor then
+  // lets the workers finish their current batch).
+  while (!work_done_.wait_for(lock, std::chrono::milliseconds(100),
+                              [&] { return !windows_.empty() && windows_.front()->batches_left == 0; }))
+    check_interrupted();
   auto work = std::move(windows_.front());
   windows_.pop_front();
   if (work->error) std::rethrow_exception(work->error);

@@ -78,7 +78,8 @@ class EmbeddingScheduler {
   EmbeddingScheduler& operator=(const EmbeddingScheduler&) = delete;
 
   void submit(std::unique_ptr<WindowWork> work);
-  // The oldest submitted window once all its batches are embedded; rethrows a worker's error.
+  // The oldest submitted window once all its batches are embedded; rethrows a worker's error, and throws
+  // InterruptedError on SIGINT/SIGTERM while waiting.
   std::unique_ptr<WindowWork> next_done();
   std::size_t in_flight() const;
   std::int64_t total_width() const { return total_width_; }

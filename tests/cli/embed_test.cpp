@@ -153,17 +153,19 @@ TEST(EmbedH5, PredictsEmbeddingsCarryTheSameAttributes) {
   H5Fclose(file);
 }
 
-// SIGTERM stops embed between batches: exit 143, and its hidden temporary file is gone.
+// SIGTERM stops embed between batches, also inside one window of records (before, the wait for a window
+// did not look at the signal: a file of one window ran to its end): exit 143, the temporary file gone.
 TEST(EmbedSignals, SigtermStopsAndRemovesTheTemporaryFile) {
   test::ScratchDir dir;
-  test::write_file(dir / "p.faa", random_proteins(20000, 150, 3));
+  test::write_file(dir / "p.faa", random_proteins(3000, 150, 3));  // one window (4,096 records)
   const std::string out = (dir / "out" / "e.h5").string();
   fs::create_directories(dir / "out");
   const pid_t pid = ::fork();
   if (pid == 0) {
     if (!std::freopen("/dev/null", "wb", stderr)) std::_Exit(127);
     ::execl(VNP_BINARY, VNP_BINARY, "embed", "esm", (dir / "p.faa").c_str(), "--model",
-            data("esm2_tiny").c_str(), "-o", out.c_str(), "--threads", "1", static_cast<char*>(nullptr));
+            data("esm2_tiny").c_str(), "-o", out.c_str(), "--threads", "1", "--token-budget", "4096",
+            static_cast<char*>(nullptr));
     std::_Exit(127);
   }
   // Wait for the temporary file: the models are loaded and embedding has begun.
@@ -178,8 +180,11 @@ TEST(EmbedSignals, SigtermStopsAndRemovesTheTemporaryFile) {
   }
   ASSERT_TRUE(started);
   ::kill(pid, SIGTERM);
+  const auto signalled = std::chrono::steady_clock::now();
   int status = 0;
   ::waitpid(pid, &status, 0);
+  // One batch of 4,096 tokens of the tiny model takes milliseconds; the whole file takes minutes here.
+  EXPECT_LT(std::chrono::steady_clock::now() - signalled, std::chrono::seconds(10));
   ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
   EXPECT_EQ(WEXITSTATUS(status), 143);
   EXPECT_TRUE(fs::is_empty(dir / "out")) << "left " << fs::directory_iterator(dir / "out")->path();
