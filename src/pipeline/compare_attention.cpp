@@ -46,6 +46,7 @@ EncoderReplica compare_encoders(Encoders& models) {
 // The frames of one window, in order, beside their embedding work.
 struct Window {
   std::vector<std::string> frame_ids;
+  std::uint64_t records = 0;  // the input records whose frames these are
 };
 
 }  // namespace
@@ -159,6 +160,7 @@ DivergenceSummary run_compare_attention(const CompareOptions& o) {
     }
     tsv.write(rows.str());
     counters.frames += window.frame_ids.size();
+    counters.records += window.records;
     progress.update(counters);
     check_interrupted();
   };
@@ -167,7 +169,10 @@ DivergenceSummary run_compare_attention(const CompareOptions& o) {
   auto work = std::make_unique<WindowWork>();
   Window window;
   auto submit = [&] {
-    if (window.frame_ids.empty()) return;
+    if (window.frame_ids.empty()) {
+      counters.records += std::exchange(window.records, 0);  // records without a stop-free frame
+      return;
+    }
     work->ids_of(kEsmV1) = work->ids_of(kEsmPacked);
     scheduler.submit(std::exchange(work, std::make_unique<WindowWork>()));
     in_flight.push_back(std::exchange(window, {}));
@@ -186,7 +191,7 @@ DivergenceSummary run_compare_attention(const CompareOptions& o) {
       enc.dnabert.tokenizer().encode_into(f.nucleotide, work->ids_of(kDnabert).emplace_back());
       work->ids_of(kEsmPacked).push_back(alphabet.encode(f.protein));
     }
-    ++counters.records;
+    ++window.records;
     if (window.frame_ids.size() >= kWindowFrames) submit();
   }
   submit();
