@@ -11,7 +11,7 @@ namespace vnp::cli {
 
 // Options every subcommand accepts (set before the subcommand's callback runs).
 struct GlobalOptions {
-  int threads = 0;  // 0 = all hardware threads
+  int threads = 0;  // 0 = the default (run_options.h default_threads)
   std::string log_level = "info";
   bool quiet = false;
   std::string command_line;  // argv joined by spaces, for run.json
@@ -32,10 +32,11 @@ struct RegisteredCommand {
 };
 std::vector<RegisteredCommand>& registered_commands();
 
-// Adds --threads, --log-level and --quiet to a subcommand (they are accepted before or after it).
+// Adds -t/--threads, --log-level and --quiet to a subcommand (they are accepted before or after it).
 void add_global_options(CLI::App& sub, GlobalOptions& global);
 
-// Resolved thread count: --threads, or the number of hardware threads.
+// Resolved thread count: --threads, or default_threads() (run_options.h). Logs the count and where it
+// came from once.
 int thread_count(const GlobalOptions& global);
 
 }  // namespace vnp::cli

@@ -3,6 +3,7 @@
 
 #include "cli/command.h"
 #include "cli/model_options.h"
+#include "cli/run_options.h"
 #include "io/output_names.h"
 #include "pipeline/compare_attention.h"
 
@@ -12,6 +13,7 @@ namespace {
 struct CompareArgs {
   pipeline::CompareOptions options;
   ModelOptions models;
+  ComputeOptions compute;
   std::vector<std::string> inputs;
   std::string output_dir;
 };
@@ -37,14 +39,8 @@ CommandAction setup(CLI::App& app, const GlobalOptions& global) {
       ->required();
   sub->add_option("-o,--output", a->output_dir, "Output folder (default: {input stem}_attention)");
   add_model_options(*sub, a->models);
-  sub->add_option("--device", a->options.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
-  sub->add_option("--precision", a->options.precision,
-                  "auto, fp32, fp16, bf16 or fp8 (fp8: faster, below SPEC §9 accuracy; see README)")
-      ->check(CLI::IsMember({"auto", "fp32", "fp16", "bf16", "fp8"}))
-      ->capture_default_str();
-  sub->add_option("--token-budget", a->options.token_budget,
-                  "Tokens per encoder batch (default: from the GPU's free memory; 4096 on the CPU)")
-      ->check(CLI::NonNegativeNumber);
+  // Both attention paths run: no --v1-attention here (VIRNUCPRO_V1_ATTENTION is checked all the same).
+  add_compute_options(*sub, a->compute, /*attention_flags=*/false);
   return [a, &global] {
     auto& o = a->options;
     for (const auto& in : a->inputs) o.inputs.emplace_back(in);
@@ -53,6 +49,11 @@ CommandAction setup(CLI::App& app, const GlobalOptions& global) {
                        : std::filesystem::path(a->output_dir);
     o.chunk_size = a->models.model_type;
     o.models = resolve_models(a->models);
+    const ResolvedCompute compute = resolve_compute(a->compute);
+    o.device = compute.device;
+    o.precision = compute.precision;
+    o.token_budget = compute.token_budget;
+    o.packing = compute.packing;
     o.threads = thread_count(global);
     print_summary(pipeline::run_compare_attention(o), o.output_dir);
   };

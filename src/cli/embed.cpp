@@ -1,17 +1,21 @@
 // virnucpro embed esm|dnabert INPUT [--model PATH|ID] [-o out.tsv|out.h5] ... (SPEC §1): one mean
 // embedding per input sequence, in input order. Each encoder is a nested subcommand sharing the
-// options and the output writer below; `esm` is here, `dnabert` plugs in the same way.
-#include <chrono>
-#include <cstdio>
+// options and the output writer below. The records reach the encoder through the one
+// EmbeddingScheduler of predict (token budget, packing, every device, out-of-memory retry, progress).
+#include <unistd.h>
+
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/run_options.h"
 #include "engine/ops.h"
 #include "engine/thread_pool.h"
 #include "io/atomic_file.h"
@@ -20,10 +24,13 @@
 #include "models/esm2.h"
 #include "pipeline/embeddings_h5.h"
 #include "pipeline/encoders.h"
+#include "pipeline/progress.h"
+#include "pipeline/run_info.h"
+#include "pipeline/scheduler.h"
 #include "tokenize/esm_alphabet.h"
-#include "util/env.h"
 #include "util/error.h"
 #include "util/float_format.h"
+#include "util/interrupt.h"
 #include "util/log.h"
 #include "weights/discovery.h"
 
@@ -75,32 +82,33 @@ class TsvWriter final : public EmbeddingWriter {
   std::unique_ptr<io::AtomicFile> file_;
 };
 
-// HDF5: `ids` and `embeddings` [n, dim] f32 (pipeline::EmbeddingsH5Writer: temporary name, renamed
-// into place by finish()). The width is known at the first batch.
+// HDF5: `ids` and `embeddings` [n, dim] f32 (SPEC §1), with `alias` (`esm` or `dnabert`, predict's name
+// for the same matrix) as a second name of `embeddings`, and the attributes that say what made the
+// numbers (pipeline::EmbeddingsH5Writer: temporary name, renamed into place by finish()).
 class H5Writer final : public EmbeddingWriter {
  public:
-  explicit H5Writer(std::filesystem::path path) : path_(std::move(path)) {}
-  void add(const std::vector<std::string>& ids, const std::vector<float>& values, std::int64_t dim) override {
-    if (!h5_)
-      h5_ = std::make_unique<pipeline::EmbeddingsH5Writer>(
-          path_, std::vector<std::pair<std::string, std::int64_t>>{{"embeddings", dim}});
-    h5_->append(ids, {values.data()});
+  H5Writer(const std::filesystem::path& path, std::int64_t dim, const std::string& alias,
+           const std::vector<std::pair<std::string, std::string>>& attributes)
+      : h5_(path, {{"embeddings", dim}}) {
+    h5_.add_alias(alias, "embeddings");
+    h5_.set_attributes(attributes);
   }
-  void finish() override {
-    if (!h5_)
-      h5_ = std::make_unique<pipeline::EmbeddingsH5Writer>(
-          path_, std::vector<std::pair<std::string, std::int64_t>>{{"embeddings", 0}});
-    h5_->commit();
+  void add(const std::vector<std::string>& ids, const std::vector<float>& values, std::int64_t) override {
+    h5_.append(ids, {values.data()});
   }
+  void finish() override { h5_.commit(); }
 
  private:
-  std::filesystem::path path_;
-  std::unique_ptr<pipeline::EmbeddingsH5Writer> h5_;
+  pipeline::EmbeddingsH5Writer h5_;
 };
 
-std::unique_ptr<EmbeddingWriter> make_writer(const std::string& output) {
-  if (output == "-" || output.ends_with(".tsv")) return std::make_unique<TsvWriter>(output);
-  if (output.ends_with(".h5") || output.ends_with(".hdf5")) return std::make_unique<H5Writer>(output);
+bool is_h5(const std::string& output) {
+  return output.ends_with(".h5") || output.ends_with(".hdf5");
+}
+
+// Checked before any model is loaded: a wrong name fails at once.
+void check_output_name(const std::string& output) {
+  if (output == "-" || output.ends_with(".tsv") || is_h5(output)) return;
   throw UsageError("-o " + output + ": the output must end in .tsv or .h5 (or be - for stdout)");
 }
 
@@ -111,180 +119,241 @@ struct EmbedOptions {
   std::vector<std::string> inputs;
   std::string model;
   std::string output = "-";
-  std::string device = "auto";
-  std::string precision = "auto";
-  bool v1_attention = false;
-  std::int64_t token_budget = 0;  // 0 = the default for the model and the device's free memory
+  ComputeOptions compute;
 };
 
 void add_embed_options(CLI::App& sub, EmbedOptions& o) {
-  sub.add_option("input", o.inputs, "FASTA/FASTQ (plain or gzip), SAM/BAM/CRAM, or - for stdin")->required();
+  sub.add_option("input", o.inputs, "FASTA/FASTQ (plain or compressed), SAM/BAM/CRAM, or - for stdin")
+      ->required();
   sub.add_option("--model", o.model, "Model folder or file (default: environment, then caches)");
   sub.add_option("-o,--output", o.output, "out.tsv or out.h5 (default: TSV on stdout)");
-  sub.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
-  sub.add_option("--precision", o.precision,
-                 "auto, fp32, fp16, bf16 or fp8 (fp8: faster, below SPEC §9 accuracy; see README)")
-      ->capture_default_str();
-  sub.add_flag("--v1-attention", o.v1_attention, "v1.0-compatible padded attention");
-  sub.add_option("--token-budget", o.token_budget,
-                 "Tokens per batch (default: from the GPU's free memory; 4096 on the CPU)")
-      ->check(CLI::PositiveNumber);
+  add_compute_options(sub, o.compute);
   // --threads, --log-level, --quiet belong to `embed`; let them follow the encoder name too.
   sub.fallthrough();
 }
 
-// The device the run uses (the first of --device's list) and its compute type.
-engine::Device resolve_device(const EmbedOptions& o, engine::DType& dtype) {
-  const engine::Device device = pipeline::resolve_devices(o.device).front();
-  const bool force_fp32 = env::get_bool("VIRNUCPRO_DISABLE_FP16").value_or(false);
-  dtype = pipeline::resolve_precision(force_fp32 && o.precision == "auto" ? "fp32" : o.precision, device);
-  return device;
-}
-
-bool v1_attention_wanted(const EmbedOptions& o) {
-  return o.v1_attention || env::get_bool("VIRNUCPRO_V1_ATTENTION").value_or(false);
-}
-
-// Reads the inputs in order and hands out batches of whole records, at most `token_budget`
-// tokens each (a longer record makes a batch on its own). tokens_of(record) = its token count.
-template <typename TokensOf>
-class RecordBatcher {
- public:
-  RecordBatcher(const std::vector<std::string>& inputs, std::int64_t token_budget, TokensOf tokens_of)
-      : reader_(inputs), budget_(token_budget), tokens_of_(tokens_of) {}
-
-  bool next(std::vector<io::SequenceRecord>& batch) {
-    batch.clear();
-    std::int64_t tokens = 0;
-    for (;;) {
-      if (!pending_) {
-        io::SequenceRecord r;
-        if (!reader_.next(r)) break;
-        pending_ = std::move(r);
-      }
-      std::int64_t t = tokens_of_(*pending_);
-      if (!batch.empty() && tokens + t > budget_) break;
-      tokens += t;
-      batch.push_back(std::move(*pending_));
-      pending_.reset();
-    }
-    return !batch.empty();
-  }
-
- private:
-  io::SequenceReader reader_;
-  std::int64_t budget_;
-  TokensOf tokens_of_;
-  std::optional<io::SequenceRecord> pending_;
-};
-
-// Progress as periodic log lines.
-class Progress {
- public:
-  void add(std::size_t sequences, std::int64_t tokens) {
-    sequences_ += sequences;
-    tokens_ += tokens;
-    auto now = Clock::now();
-    if (now - last_ > std::chrono::seconds(10)) {
-      log::info("embedded {} sequences, {:.0f} tokens/s", sequences_, rate(now));
-      last_ = now;
-    }
-  }
-  void done() const {
-    log::info("embedded {} sequences ({} tokens) at {:.0f} tokens/s", sequences_, tokens_,
-              rate(Clock::now()));
-  }
-
- private:
-  using Clock = std::chrono::steady_clock;
-  double rate(Clock::time_point now) const {
-    double s = std::chrono::duration<double>(now - start_).count();
-    return s > 0 ? static_cast<double>(tokens_) / s : 0.0;
-  }
-  Clock::time_point start_ = Clock::now(), last_ = start_;
-  std::size_t sequences_ = 0;
-  std::int64_t tokens_ = 0;
-};
-
 // ---------------------------------------------------------------------------------------------
-// The encoders: how to find the model, tokenize a record and embed a packed batch.
+// The encoders: how to load the model on a device, check and tokenize a record.
 
-struct Encoder {
-  std::function<std::vector<std::int32_t>(const io::SequenceRecord&)> tokenize;
-  std::function<engine::Tensor(const engine::PackedBatch&)> embed;
+// One model of the run, loaded on one device; `encoder` embeds packed batches with it.
+struct Replica {
+  std::shared_ptr<const void> model;  // keeps the model alive
+  pipeline::Encoder encoder;
   std::int64_t bytes_per_token = 0;  // activations, for the default batch size
+  std::function<std::vector<std::int32_t>(const std::string&)> tokenize;
 };
 
-// Embeds every input record in input order, in batches of whole records.
-void embed_records(const EmbedOptions& o, engine::Device device, const Encoder& encoder) {
-  // The model is loaded: what memory it leaves sizes the batches.
-  const std::int64_t budget =
-      o.token_budget > 0 ? o.token_budget : pipeline::default_token_budget(device, encoder.bytes_per_token);
-  auto tokens_of = [](const io::SequenceRecord& r) {
-    return static_cast<std::int64_t>(r.sequence.size()) + 2;
-  };
-  RecordBatcher batcher(o.inputs, budget, tokens_of);
-  std::unique_ptr<EmbeddingWriter> writer = make_writer(o.output);
-  Progress progress;
-  std::vector<io::SequenceRecord> records;
-  while (batcher.next(records)) {
-    std::vector<std::vector<std::int32_t>> tokens;
-    std::vector<std::string> ids;
-    std::int64_t n_tokens = 0;
-    for (const auto& r : records) {
-      if (r.sequence.empty()) throw InputError(r.source, r.id, "empty sequence: nothing to embed");
-      tokens.push_back(encoder.tokenize(r));
-      n_tokens += static_cast<std::int64_t>(tokens.back().size());
-      ids.push_back(r.id);
+struct EncoderKind {
+  std::string name;         // "ESM-2"
+  std::string alias;        // predict's dataset name: "esm"
+  std::string pooling;      // for the .h5 attributes
+  weights::ModelKind kind;  // where to find the model
+  std::function<Replica(const std::filesystem::path&, engine::Device, engine::DType, bool v1)> load;
+  bool embeds_empty = false;  // an empty record has an embedding (DNABERT-S: [CLS][SEP]), else skipped
+  bool expects_protein = false;
+};
+
+// Skipped records: a warning for each of the first few, then a count at the end.
+class SkipLog {
+ public:
+  void skip(const io::SequenceRecord& r, const std::string& why) {
+    if (++skipped_ <= kNamed)
+      log::warn("{}: record '{}': {}; skipped", io::display_name(r.source), r.id, why);
+    else if (skipped_ == kNamed + 1)
+      log::warn("more records skipped; the count follows at the end");
+  }
+  void report() const {
+    if (skipped_ > 0)
+      log::warn("{} record{} skipped (not in the output)", skipped_, skipped_ == 1 ? "" : "s");
+  }
+
+ private:
+  static constexpr std::uint64_t kNamed = 10;
+  std::uint64_t skipped_ = 0;
+};
+
+// A "protein" of mostly A, C, G, T/U and N is DNA or RNA given to `embed esm` by mistake.
+bool looks_like_dna(const std::string& sequence) {
+  if (sequence.size() < 20) return false;
+  std::size_t nucleotides = 0;
+  for (const char c : sequence) switch (c | 0x20) {  // lower case
+      case 'a':
+      case 'c':
+      case 'g':
+      case 't':
+      case 'u':
+      case 'n':
+        ++nucleotides;
+        break;
+      default:
+        break;
     }
-    engine::Tensor mean = encoder.embed(engine::PackedBatch::pack(tokens, device)).to(engine::Device::cpu());
-    writer->add(ids, mean.to_floats(), mean.dim(1));
-    progress.add(records.size(), n_tokens);
-  }
-  writer->finish();
-  progress.done();
+  return nucleotides * 10 >= sequence.size() * 9;
 }
 
-weights::ModelLocation locate(weights::ModelKind kind, const std::string& model) {
+constexpr std::size_t kWindowRecords = 4096;
+constexpr std::int64_t kWindowTokens = 1 << 20;
+constexpr std::size_t kWindowsInFlight = 3;
+
+// Embeds every input record in input order through the scheduler.
+void embed_records(const EmbedOptions& o, const EncoderKind& kind, const GlobalOptions& global) {
+  check_output_name(o.output);
+  const ResolvedCompute compute = resolve_compute(o.compute);
+  if (compute.v1_attention && kind.kind != weights::ModelKind::Esm2)
+    throw UsageError("--v1-attention (or VIRNUCPRO_V1_ATTENTION) applies to ESM-2 only");
+  const std::vector<engine::Device> devices = pipeline::resolve_devices(compute.device);
+  std::vector<engine::DType> dtypes;
+  for (const auto& device : devices) dtypes.push_back(pipeline::resolve_precision(compute.precision, device));
   std::optional<std::filesystem::path> flag;
-  if (!model.empty()) flag = model;
-  return weights::find_model(kind, flag);
-}
-
-void run_esm(const EmbedOptions& o, const GlobalOptions& global) {
-  engine::DType dtype;
-  const engine::Device device = resolve_device(o, dtype);
+  if (!o.model.empty()) flag = o.model;
+  const weights::ModelLocation where = weights::find_model(kind.kind, flag);
   engine::set_num_threads(thread_count(global));
-  const weights::ModelLocation where = locate(weights::ModelKind::Esm2, o.model);
-  models::Esm2 model = models::Esm2::load(where.path, device);
-  if (dtype != engine::DType::kF32) model.set_compute_dtype(dtype);
-  log::info("ESM-2 from {} ({}): {}", where.path.string(), where.found_by, model.config().describe());
-  if (v1_attention_wanted(o)) {
-    model.set_v1_attention(true);
-    log::info("Using v1.0-compatible standard attention path");
+  log::info("{} from {} ({}); {} on {}", kind.name, where.path.string(), where.found_by,
+            pipeline::precision_name(dtypes.front()), devices.front().str());
+  if (compute.v1_attention) log::info("Using v1.0-compatible standard attention path");
+
+  std::vector<Replica> replicas;
+  std::vector<pipeline::EncoderReplica> encoders;
+  std::int64_t budget = compute.token_budget;
+  for (std::size_t i = 0; i < devices.size(); ++i) {
+    replicas.push_back(kind.load(where.path, devices[i], dtypes[i], compute.v1_attention));
+    encoders.push_back({replicas.back().encoder});
+    check_interrupted();
   }
-  const tokenize::EsmAlphabet alphabet;
-  embed_records(o, device,
-                {[&](const io::SequenceRecord& r) { return alphabet.encode(r.sequence); },
-                 [&](const engine::PackedBatch& b) { return model.embed(b); },
-                 pipeline::activation_bytes_per_token(model, dtype)});
+  // The models are loaded: what memory they leave sizes the batches.
+  if (budget <= 0) {
+    budget = INT64_MAX;
+    for (std::size_t i = 0; i < devices.size(); ++i)
+      budget = std::min(budget, pipeline::default_token_budget(devices[i], replicas[i].bytes_per_token));
+  }
+  const std::int64_t width = replicas.front().encoder.width;
+
+  std::unique_ptr<EmbeddingWriter> writer;
+  if (is_h5(o.output)) {
+    pipeline::H5Attributes attributes = pipeline::model_attributes("", where.path);
+    attributes.insert(attributes.end(), {{"model_kind", kind.name},
+                                         {"pooling", kind.pooling},
+                                         {"precision", pipeline::precision_name(dtypes.front())}});
+    writer = std::make_unique<H5Writer>(std::filesystem::path(o.output), width, kind.alias, attributes);
+  } else {
+    writer = std::make_unique<TsvWriter>(o.output);
+  }
+
+  pipeline::Progress progress(o.inputs, 1.0,
+                              ::isatty(STDERR_FILENO) && spdlog::get_level() <= spdlog::level::info, {},
+                              /*rows_are_records=*/true);
+  pipeline::EmbeddingScheduler scheduler(
+      std::move(encoders), budget, compute.packing,
+      [&progress](const pipeline::BatchReport& b) { progress.batch_done(b); });
+  pipeline::RunCounters counters;
+  std::deque<std::vector<std::string>> in_flight;  // the ids of each submitted window
+  auto finish_oldest = [&] {
+    const auto work = scheduler.next_done();
+    writer->add(in_flight.front(), work->features, width);
+    counters.records += in_flight.front().size();
+    counters.esm_tokens += work->tokens(0);
+    in_flight.pop_front();
+    progress.update(counters);
+  };
+
+  SkipLog skipped;
+  bool dna_warned = false;
+  auto work = std::make_unique<pipeline::WindowWork>();
+  std::vector<std::string> ids;
+  std::int64_t window_tokens = 0;
+  auto submit = [&] {
+    if (ids.empty()) return;
+    scheduler.submit(std::exchange(work, std::make_unique<pipeline::WindowWork>()));
+    in_flight.push_back(std::exchange(ids, {}));
+    window_tokens = 0;
+    while (in_flight.size() > kWindowsInFlight) finish_oldest();
+  };
+  io::SequenceReader reader(o.inputs);
+  io::SequenceRecord record;
+  while (reader.next(record)) {
+    check_interrupted();
+    if (record.sequence.empty() && !kind.embeds_empty) {
+      skipped.skip(record, "empty sequence: nothing to embed");
+      continue;
+    }
+    if (kind.expects_protein && !dna_warned && looks_like_dna(record.sequence)) {
+      dna_warned = true;
+      log::warn(
+          "{}: record '{}' is mostly A, C, G, T and N: this looks like DNA, but `embed esm` embeds proteins "
+          "(use `embed dnabert` for DNA, or translate it first)",
+          io::display_name(record.source), record.id);
+    }
+    auto& tokens = work->ids_of(0).emplace_back(replicas.front().tokenize(record.sequence));
+    window_tokens += static_cast<std::int64_t>(tokens.size());
+    ids.push_back(record.id);
+    if (ids.size() >= kWindowRecords || window_tokens >= kWindowTokens) submit();
+  }
+  submit();
+  while (!in_flight.empty()) {
+    check_interrupted();
+    finish_oldest();
+  }
+  progress.finish(counters);
+  writer->finish();
+  skipped.report();
+  log::info("embedded {} sequences ({} tokens)", counters.records, counters.esm_tokens);
 }
 
-void run_dnabert(const EmbedOptions& o, const GlobalOptions& global) {
-  if (v1_attention_wanted(o)) throw UsageError("--v1-attention applies to ESM-2 only");
-  engine::DType dtype;
-  const engine::Device device = resolve_device(o, dtype);
-  engine::set_num_threads(thread_count(global));
-  const weights::ModelLocation where = locate(weights::ModelKind::Dnabert, o.model);
-  models::Dnabert2 model = models::Dnabert2::load(where.path, device);
-  if (!model.has_tokenizer())
-    throw ModelError(where.path.string(), "", "no tokenizer.json beside the weights");
-  if (dtype != engine::DType::kF32) model.set_compute_dtype(dtype);
-  log::info("DNABERT-S from {} ({})", where.path.string(), where.found_by);
-  embed_records(o, device,
-                {[&](const io::SequenceRecord& r) { return model.tokenize(r.sequence); },
-                 [&](const engine::PackedBatch& b) { return model.embed(b); },
-                 pipeline::activation_bytes_per_token(model, dtype)});
+// `embed` is not resumable: its interrupt message says what happened to the output instead.
+void embed_interruptible(const EmbedOptions& o, const EncoderKind& kind, const GlobalOptions& global) {
+  try {
+    embed_records(o, kind, global);
+  } catch (const InterruptedError& e) {
+    throw InterruptedError(
+        e.code(),
+        std::string(e.code() == ExitCode::kInterrupted ? "interrupted (SIGINT)" : "terminated (SIGTERM)") +
+            "; no output written (partial files removed)");
+  }
+}
+
+EncoderKind esm_kind() {
+  EncoderKind k;
+  k.name = "ESM-2";
+  k.alias = "esm";
+  k.pooling = "mean over residues 1..min(L,1024), BOS and EOS excluded";
+  k.kind = weights::ModelKind::Esm2;
+  k.load = [](const std::filesystem::path& path, engine::Device device, engine::DType dtype, bool v1) {
+    auto model = std::make_shared<models::Esm2>(models::Esm2::load(path, device));
+    if (dtype != engine::DType::kF32) model->set_compute_dtype(dtype);
+    model->set_v1_attention(v1);
+    log::debug("ESM-2 on {}: {}", device.str(), model->config().describe());
+    const models::Esm2* m = model.get();
+    return Replica{model,
+                   {device, m->config().hidden, [m](const engine::PackedBatch& b) { return m->embed(b); }},
+                   pipeline::activation_bytes_per_token(*m, dtype),
+                   [](const std::string& protein) {
+                     static const tokenize::EsmAlphabet alphabet;
+                     return alphabet.encode(protein);
+                   }};
+  };
+  k.expects_protein = true;
+  return k;
+}
+
+EncoderKind dnabert_kind() {
+  EncoderKind k;
+  k.name = "DNABERT-S";
+  k.alias = "dnabert";
+  k.pooling = "mean over all tokens, [CLS] and [SEP] included";
+  k.kind = weights::ModelKind::Dnabert;
+  k.load = [](const std::filesystem::path& path, engine::Device device, engine::DType dtype, bool) {
+    auto model = std::make_shared<models::Dnabert2>(models::Dnabert2::load(path, device));
+    if (!model->has_tokenizer()) throw ModelError(path.string(), "", "no tokenizer.json beside the weights");
+    if (dtype != engine::DType::kF32) model->set_compute_dtype(dtype);
+    const models::Dnabert2* m = model.get();
+    return Replica{
+        model,
+        {device, m->config().hidden_size, [m](const engine::PackedBatch& b) { return m->embed(b); }},
+        pipeline::activation_bytes_per_token(*m, dtype),
+        [m](const std::string& dna) { return m->tokenize(dna); }};
+  };
+  k.embeds_empty = true;  // as the reference does: the mean of [CLS] and [SEP]
+  return k;
 }
 
 CommandAction setup(CLI::App& app, const GlobalOptions& global) {
@@ -297,8 +366,8 @@ CommandAction setup(CLI::App& app, const GlobalOptions& global) {
       "dnabert", "DNABERT-S mean embeddings of DNA (all tokens, [CLS] and [SEP] included)");
   add_embed_options(*dnabert, *dnabert_options);
   return [esm, esm_options, dnabert, dnabert_options, &global] {
-    if (esm->parsed()) run_esm(*esm_options, global);
-    if (dnabert->parsed()) run_dnabert(*dnabert_options, global);
+    if (esm->parsed()) embed_interruptible(*esm_options, esm_kind(), global);
+    if (dnabert->parsed()) embed_interruptible(*dnabert_options, dnabert_kind(), global);
   };
 }
 

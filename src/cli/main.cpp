@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "cli/command.h"
+#include "cli/run_options.h"
 #include "util/error.h"
 #include "util/interrupt.h"
 #include "util/log.h"
@@ -22,15 +23,26 @@ CommandRegistrar::CommandRegistrar(const char* name, CommandSetup setup) {
 }
 
 void add_global_options(CLI::App& sub, GlobalOptions& global) {
-  sub.add_option("--threads", global.threads, "CPU threads (default: all)")->check(CLI::NonNegativeNumber);
+  sub.add_option(
+         "-t,--threads", global.threads,
+         "CPU threads (default: OMP_NUM_THREADS, SLURM_CPUS_PER_TASK, else the CPUs this process may use)")
+      ->check(thread_count_check());
   sub.add_option("--log-level", global.log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
   sub.add_flag("--quiet,-q", global.quiet, "Only warnings and errors");
 }
 
 int thread_count(const GlobalOptions& global) {
-  if (global.threads > 0) return global.threads;
-  return std::max(1u, std::thread::hardware_concurrency());
+  static const ThreadDefault resolved = [&] {
+    if (global.threads > 0) return ThreadDefault{global.threads, "--threads"};
+    return default_threads();
+  }();
+  static const bool logged = [] {
+    log::info("{} thread{} ({})", resolved.threads, resolved.threads == 1 ? "" : "s", resolved.source);
+    return true;
+  }();
+  (void)logged;
+  return resolved.threads;
 }
 
 }  // namespace vnp::cli
@@ -38,7 +50,7 @@ int thread_count(const GlobalOptions& global) {
 int main(int argc, char** argv) {
   using namespace vnp;
   CLI::App app{"virnucpro: viral / non-viral classification of DNA sequences (VirNucPro in C++)"};
-  app.set_version_flag("--version", std::string("virnucpro ") + kVersion);
+  app.set_version_flag("-V,--version", cli::version_text(), "Print the version and build, then exit");
   app.require_subcommand(1);
   cli::GlobalOptions global;
   for (int i = 0; i < argc; ++i) global.command_line += (i ? " " : "") + std::string(argv[i]);
@@ -62,14 +74,23 @@ int main(int argc, char** argv) {
       if (sub->parsed()) action();
   } catch (const CLI::ParseError& e) {
     // --help and --version exit 0; every other parse error is a usage error (SPEC.md §8).
-    return app.exit(e) == 0 ? 0 : static_cast<int>(ExitCode::kUsage);
+    if (const std::string hint = cli::did_you_mean(app, e); !hint.empty()) {
+      std::cerr << "virnucpro: error: " << hint << '\n';
+      return static_cast<int>(ExitCode::kUsage);
+    }
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::cerr << "virnucpro: error: " << e.what() << " (see --help)\n";
+    return static_cast<int>(ExitCode::kUsage);
   } catch (const Error& e) {
+    log::end_partial_line();
     std::cerr << "virnucpro: error: " << e.what() << '\n';
     return static_cast<int>(e.code());
   } catch (const std::bad_alloc&) {
+    log::end_partial_line();
     std::cerr << "virnucpro: error: out of host memory\n";
     return static_cast<int>(ExitCode::kDevice);
   } catch (const std::exception& e) {
+    log::end_partial_line();
     std::cerr << "virnucpro: error: " << e.what() << '\n';
     return 1;
   }

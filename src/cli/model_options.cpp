@@ -16,6 +16,10 @@ void add_model_options(CLI::App& sub, ModelOptions& o) {
   sub.add_option("-m,--model-type", o.model_type, "Chunk size and classifier: 300 or 500")
       ->check(CLI::IsMember({300, 500}))
       ->capture_default_str();
+  add_model_path_options(sub, o);
+}
+
+void add_model_path_options(CLI::App& sub, ModelOptions& o) {
   sub.add_option("--esm-model", o.esm, "ESM-2 model: file or folder (else VIRNUCPRO_ESM_MODEL, caches)");
   sub.add_option("--dnabert-model", o.dnabert, "DNABERT-S folder (else VIRNUCPRO_DNABERT_MODEL, caches)");
   sub.add_option("--classifier", o.classifier, "Classifier .pth (else VIRNUCPRO_CLASSIFIER_300/_500)");

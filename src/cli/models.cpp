@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/model_options.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "weights/discovery.h"
@@ -19,7 +20,8 @@ using weights::ModelKind;
 struct ModelsOptions {
   std::string inspect_path;
   bool json = false;
-  std::string esm, dnabert, classifier_300, classifier_500;
+  ModelOptions paths;  // --esm-model, --dnabert-model, --classifier (for the -m classifier), as predict
+  std::string classifier_300, classifier_500;
   // download
   std::string what;  // esm, dnabert, classifier, all; "" = what `predict -m <chunk_length>` needs
   int chunk_length = 500;
@@ -27,10 +29,13 @@ struct ModelsOptions {
 };
 
 std::optional<std::filesystem::path> flag_of(ModelKind kind, const ModelsOptions& o) {
-  const std::string& v = kind == ModelKind::Esm2            ? o.esm
-                         : kind == ModelKind::Dnabert       ? o.dnabert
-                         : kind == ModelKind::Classifier300 ? o.classifier_300
-                                                            : o.classifier_500;
+  const int type = kind == ModelKind::Classifier300 ? 300 : 500;
+  const std::string& numbered = type == 300 ? o.classifier_300 : o.classifier_500;
+  const std::string& v = kind == ModelKind::Esm2      ? o.paths.esm
+                         : kind == ModelKind::Dnabert ? o.paths.dnabert
+                         : !numbered.empty()          ? numbered
+                         : o.paths.model_type == type ? o.paths.classifier
+                                                      : numbered;
   if (v.empty()) return std::nullopt;
   return std::filesystem::path(v);
 }
@@ -189,8 +194,7 @@ CommandAction setup(CLI::App& app, const GlobalOptions&) {
   CLI::App* lst = models->add_subcommand("list", "Where each model is looked for, and what exists");
   CLI::App* chk = models->add_subcommand("check", "Find the models, load them and verify their shapes");
   for (CLI::App* sub : {lst, chk}) {
-    sub->add_option("--esm-model", opts->esm, "ESM-2 3B file or folder");
-    sub->add_option("--dnabert-model", opts->dnabert, "DNABERT-S folder");
+    add_model_options(*sub, opts->paths);
     sub->add_option("--classifier-300", opts->classifier_300, "300 bp classifier (.pth)");
     sub->add_option("--classifier-500", opts->classifier_500, "500 bp classifier (.pth)");
   }

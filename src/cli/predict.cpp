@@ -3,9 +3,9 @@
 
 #include "cli/command.h"
 #include "cli/model_options.h"
+#include "cli/run_options.h"
 #include "io/output_names.h"
 #include "pipeline/predict.h"
-#include "util/env.h"
 #include "util/error.h"
 
 namespace vnp::cli {
@@ -14,10 +14,10 @@ namespace {
 struct PredictArgs {
   pipeline::PredictOptions options;
   ModelOptions models;
+  ComputeOptions compute;
   std::vector<std::string> inputs;
   std::string output_dir, shard;
   int expected_length = 0;
-  bool v1_attention = false, no_packing = false;
 };
 
 pipeline::Shard parse_shard(const std::string& text) {
@@ -39,22 +39,21 @@ pipeline::PredictOptions resolve(PredictArgs& a, const GlobalOptions& global) {
   o.output_dir = a.output_dir.empty()
                      ? std::filesystem::path(io::input_stem(o.inputs.front().string()) + "_predictions")
                      : std::filesystem::path(a.output_dir);
-  // Every variable is checked (a bad value is an error even when its flag is given).
-  const bool v1_env = env::get_bool("VIRNUCPRO_V1_ATTENTION").value_or(false);
-  const bool no_packing_env = env::get_bool("VIRNUCPRO_DISABLE_PACKING").value_or(false);
-  const bool fp32_env = env::get_bool("VIRNUCPRO_DISABLE_FP16").value_or(false);
-  o.v1_attention = a.v1_attention || v1_env;
-  o.packing = !(a.no_packing || no_packing_env);
-  if (o.precision == "auto" && fp32_env) o.precision = "fp32";
+  const ResolvedCompute compute = resolve_compute(a.compute);
+  o.device = compute.device;
+  o.precision = compute.precision;
+  o.token_budget = compute.token_budget;
+  o.v1_attention = compute.v1_attention;
+  o.packing = compute.packing;
   if (!a.shard.empty()) o.shard = parse_shard(a.shard);
   if (o.resume && o.force) throw UsageError("--resume and --force exclude each other");
-  o.threads = thread_count(global);
   o.command_line = global.command_line;
   // Models are found before any compute, so a missing one fails at once.
   const pipeline::ModelPaths models = resolve_models(a.models);
   o.esm_model = models.esm;
   o.dnabert_model = models.dnabert;
   o.classifier = models.classifier;
+  o.threads = thread_count(global);  // logged: after the cheap checks, whose errors are one line
   return o;
 }
 
@@ -66,19 +65,8 @@ CommandAction setup(CLI::App& app, const GlobalOptions& global) {
       ->required();
   sub->add_option("-o,--output", a->output_dir, "Output folder (default: {input stem}_predictions)");
   add_model_options(*sub, a->models);
-  sub->add_option("--expected-length", a->expected_length, "Chunk size override (the original's option)")
-      ->check(CLI::PositiveNumber);
-  sub->add_option("--device", o.device, "auto, cpu, cuda or cuda:0,1")->capture_default_str();
-  sub->add_option("--precision", o.precision,
-                  "auto, fp32, fp16, bf16 or fp8 (fp8: faster, below SPEC §9 accuracy; see README)")
-      ->check(CLI::IsMember({"auto", "fp32", "fp16", "bf16", "fp8"}))
-      ->capture_default_str();
-  sub->add_flag("--v1-attention", a->v1_attention, "ESM-2 attention the v1.0 way (padded, explicit)");
-  sub->add_flag("--no-packing", a->no_packing, "Padded batches instead of packed ones");
-  sub->add_option(
-         "--token-budget", o.token_budget,
-         "Tokens per encoder batch (default: from free device memory, at most 65,536; 4,096 on the CPU)")
-      ->check(CLI::NonNegativeNumber);
+  add_expected_length_option(*sub, a->expected_length);
+  add_compute_options(*sub, a->compute);
   sub->add_flag("--resume", o.resume, "Continue an interrupted run in the same output folder");
   sub->add_flag("--force", o.force, "Start over, discarding an earlier run in the output folder");
   sub->add_option("--shard", a->shard, "Score only records with index = I (mod N)");

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/run_options.h"
 #include "io/atomic_file.h"
 #include "io/fasta_writer.h"
 #include "io/output_names.h"
@@ -30,7 +31,7 @@ namespace {
 struct PreprocessOptions {
   std::vector<std::string> inputs;
   int model_type = 500;
-  std::size_t expected_length = 0;  // 0 = the model type
+  int expected_length = 0;  // 0 = the model type
   std::string output_dir = ".";
 };
 
@@ -162,7 +163,7 @@ InputCounts preprocess_input(const std::string& input, const std::filesystem::pa
 
 void run_preprocess(const PreprocessOptions& options, int threads) {
   const std::size_t chunk_size =
-      options.expected_length > 0 ? options.expected_length : static_cast<std::size_t>(options.model_type);
+      static_cast<std::size_t>(options.expected_length > 0 ? options.expected_length : options.model_type);
   check_distinct_stems(options.inputs);
   const std::filesystem::path dir = options.output_dir;
   std::error_code ec;
@@ -192,11 +193,10 @@ CommandAction setup(CLI::App& app, const GlobalOptions& global) {
   sub->add_option("-m,--model-type", options->model_type, "Chunk size: 300 or 500")
       ->check(CLI::IsMember({300, 500}))
       ->capture_default_str();
-  sub->add_option("--expected-length", options->expected_length,
-                  "Chunk size override (default: the model type)")
-      ->check(CLI::PositiveNumber);
-  sub->add_option("-o,--output-dir", options->output_dir, "Output directory (created if missing)")
+  add_expected_length_option(*sub, options->expected_length);
+  sub->add_option("-o,--output", options->output_dir, "Output directory (created if missing)")
       ->capture_default_str();
+  sub->add_option("--output-dir", options->output_dir)->group("");  // the old name, hidden
   // `global` outlives the action (main owns both); --threads is parsed by the time the action runs.
   return [options, &global] { run_preprocess(*options, thread_count(global)); };
 }

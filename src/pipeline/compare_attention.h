@@ -16,9 +16,10 @@ struct CompareOptions {
   std::filesystem::path output_dir;
   int chunk_size = 500;
   ModelPaths models;
-  std::string device = "auto";  // the first device of the list is used
+  std::string device = "auto";  // every device of the list, through the scheduler
   std::string precision = "auto";
   std::int64_t token_budget = 0;
+  bool packing = true;
   int threads = 1;
 };
 

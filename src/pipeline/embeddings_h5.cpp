@@ -3,6 +3,11 @@
 #include <hdf5.h>
 #include <unistd.h>
 
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "pipeline/run_info.h"
 #include "util/error.h"
 
 namespace vnp::pipeline {
@@ -100,6 +105,48 @@ void EmbeddingsH5Writer::append(const std::vector<std::string>& ids, const std::
     fail(final_path_, e.what());
   }
   rows_ += static_cast<std::int64_t>(n);
+}
+
+H5Attributes model_attributes(const std::string& prefix, const std::filesystem::path& model) {
+  nlohmann::json files = nlohmann::json::array();
+  for (const auto& f : describe_model_files(model))
+    files.push_back({{"path", f.path}, {"size", f.size}, {"sha256", f.sha256}});
+  return {{prefix + "model", model.string()}, {prefix + "model_files", files.dump()}};
+}
+
+std::string precision_name(engine::DType dtype) {
+  switch (dtype) {
+    case engine::DType::kF32:
+      return "fp32";
+    case engine::DType::kF16:
+      return "fp16";
+    case engine::DType::kBF16:
+      return "bf16";
+    case engine::DType::kF8E4M3:
+      return "fp8";
+    default:
+      return engine::dtype_name(dtype);
+  }
+}
+
+void EmbeddingsH5Writer::set_attributes(const H5Attributes& attributes) {
+  for (const auto& [name, value] : attributes) {
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, std::max<std::size_t>(value.size(), 1));
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attribute = H5Acreate2(file_, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT);
+    const herr_t status = attribute < 0 ? -1 : H5Awrite(attribute, type, value.c_str());
+    if (attribute >= 0) H5Aclose(attribute);
+    H5Sclose(space);
+    H5Tclose(type);
+    if (status < 0) fail(final_path_, "cannot write attribute " + name);
+  }
+}
+
+void EmbeddingsH5Writer::add_alias(const std::string& alias, const std::string& dataset) {
+  if (H5Lcreate_hard(file_, dataset.c_str(), file_, alias.c_str(), H5P_DEFAULT, H5P_DEFAULT) < 0)
+    fail(final_path_, "cannot name dataset " + dataset + " also " + alias);
 }
 
 void EmbeddingsH5Writer::commit() {

@@ -7,7 +7,17 @@
 #include <string>
 #include <vector>
 
+#include "engine/tensor.h"
+
 namespace vnp::pipeline {
+
+using H5Attributes = std::vector<std::pair<std::string, std::string>>;
+
+// Where rows came from: "{prefix}model" (the path given) and "{prefix}model_files" (JSON
+// [{path, size, sha256}], the hashes cached as run.json's).
+H5Attributes model_attributes(const std::string& prefix, const std::filesystem::path& model);
+// --precision's word for a compute type: fp32, fp16, bf16, fp8.
+std::string precision_name(engine::DType dtype);
 
 class EmbeddingsH5Writer {
  public:
@@ -20,6 +30,12 @@ class EmbeddingsH5Writer {
 
   // Appends rows: ids.size() rows, matrix i given as ids.size() * width_i floats, row-major.
   void append(const std::vector<std::string>& ids, const std::vector<const float*>& rows);
+  // String attributes of the file's root group (what made the numbers: model files and hashes, pooling,
+  // precision).
+  void set_attributes(const H5Attributes& attributes);
+  // A second name for a dataset (an HDF5 hard link: one copy of the data), so that `embed` output reads
+  // like `predict`'s (`esm` / `dnabert` beside `embeddings`).
+  void add_alias(const std::string& alias, const std::string& dataset);
   void commit();
 
  private:

@@ -96,8 +96,8 @@ void add_record(const io::SequenceRecord& record, const seq::RecordFrames& split
     for (auto& frame : chunk.frames) segment.slots.push_back(&frame);
   WindowWork& work = *segment.work;
   for (const auto& f : split.frames) {
-    encoders.dnabert.tokenizer().encode_into(f.nucleotide, work.dnabert_ids.emplace_back());
-    work.esm_ids.push_back(alphabet.encode(f.protein));
+    encoders.dnabert.tokenizer().encode_into(f.nucleotide, work.ids_of(kDnabertIds).emplace_back());
+    work.ids_of(kEsmIds).push_back(alphabet.encode(f.protein));
   }
 }
 
@@ -289,7 +289,7 @@ void finish_segment(Segment& segment, const Encoders& encoders, ResultFiles& res
                     Journal& journal, const RunState& state) {
   const WindowWork& work = *segment.work;
   const std::int64_t d = encoders.dnabert_width(), e = encoders.esm_width();
-  const auto n = static_cast<std::int64_t>(work.frames());
+  const auto n = static_cast<std::int64_t>(work.rows());
   if (n > 0) {
     const auto probs =
         encoders.mlp.probabilities(engine::Tensor::from_floats(work.features, {n, d + e})).to_floats();
@@ -302,9 +302,9 @@ void finish_segment(Segment& segment, const Encoders& encoders, ResultFiles& res
       }
     }
   }
-  for (const auto& ids : work.dnabert_ids) counters.dnabert_tokens += ids.size();
-  for (const auto& ids : work.esm_ids) counters.esm_tokens += ids.size();
-  counters.frames += work.frames();
+  counters.dnabert_tokens += work.tokens(kDnabertIds);
+  counters.esm_tokens += work.tokens(kEsmIds);
+  counters.frames += work.rows();
   // Counted once committed, so that a resumed run's counts start from the journal's exactly.
   counters.records += segment.records.size();
   for (const auto& r : segment.records) counters.chunks += r.scores.num_chunks;
@@ -413,12 +413,14 @@ void predict_into(const PredictOptions& o, const std::vector<engine::Device>& de
   // After loading: the free memory the weights leave sizes the batches.
   info.token_budget_used = o.token_budget > 0 ? o.token_budget : default_token_budget(workers);
   log::info("Token budget: {} tokens per encoder batch", info.token_budget_used);
-  EmbeddingScheduler scheduler(workers, info.token_budget_used, o.packing);
-  std::deque<std::unique_ptr<Segment>> in_flight;
   std::vector<std::string> inputs;
   for (const auto& in : o.inputs) inputs.push_back(in.string());
+  // Before the scheduler: its workers report every finished batch to the bar.
   Progress progress(inputs, o.shard ? 1.0 / o.shard->count : 1.0,
                     ::isatty(STDERR_FILENO) && spdlog::get_level() <= spdlog::level::info, info.counters);
+  EmbeddingScheduler scheduler(workers, info.token_budget_used, o.packing,
+                               [&progress](const BatchReport& b) { progress.batch_done(b); });
+  std::deque<std::unique_ptr<Segment>> in_flight;
   auto finish_oldest = [&] {
     auto done = scheduler.next_done();
     Segment& segment = *in_flight.front();

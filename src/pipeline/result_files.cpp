@@ -9,6 +9,7 @@
 #include "io/atomic_file.h"
 #include "pipeline/chunk_call_sort.h"
 #include "pipeline/embeddings_h5.h"
+#include "pipeline/encoders.h"
 #include "pipeline/report_html.h"
 #include "util/error.h"
 #include "util/float_format.h"
@@ -202,6 +203,14 @@ void ResultFiles::publish_highestscore(const fs::path& to) {
 
 void ResultFiles::publish_embeddings(const fs::path& to) {
   EmbeddingsH5Writer h5(to, {{"dnabert", dnabert_width_}, {"esm", esm_width_}});
+  H5Attributes attributes = model_attributes("dnabert_", options_.dnabert_model);
+  for (auto& a : model_attributes("esm_", options_.esm_model)) attributes.push_back(std::move(a));
+  attributes.insert(attributes.end(),
+                    {{"dnabert_pooling", "mean over all tokens, [CLS] and [SEP] included"},
+                     {"esm_pooling", "mean over residues 1..min(L,1024), BOS and EOS excluded"},
+                     {"precision", precision_name(resolve_precision(
+                                       options_.precision, resolve_devices(options_.device).front()))}});
+  h5.set_attributes(attributes);
   std::ifstream in(embeddings_->path(), std::ios::binary);
   std::vector<std::string> ids;
   std::vector<float> dnabert, esm;

@@ -131,12 +131,34 @@ TEST(EmbedEsm, ErrorsAreOneLineWithTheirExitCode) {
   EXPECT_EQ(missing_model.exit_code, 3) << missing_model.err;
   auto bad_output = test::run_virnucpro({"embed", "esm", faa, "--model", data("esm2_tiny"), "-o", "x.csv"});
   EXPECT_EQ(bad_output.exit_code, 2) << bad_output.err;
-  test::write_file(dir / "empty_record.faa", ">a\nMKV\n>b\n\n");
-  auto empty = test::run_virnucpro({"embed", "esm", (dir / "empty_record.faa").string(), "--model",
-                                    data("esm2_tiny"), "-o", (dir / "e.tsv").string()});
-  EXPECT_EQ(empty.exit_code, 1);
-  EXPECT_NE(empty.err.find("empty sequence"), std::string::npos) << empty.err;
-  EXPECT_FALSE(std::filesystem::exists(dir / "e.tsv"));  // no partial output under the final name
+}
+
+// An empty protein has nothing to embed: it is skipped with a warning naming it, and the records
+// around it are embedded (one bad record never aborts the file).
+TEST(EmbedEsm, AnEmptyProteinIsSkippedWithAWarning) {
+  test::ScratchDir dir;
+  test::write_file(dir / "empty_record.faa", ">a\nMKV\n>b\n\n>c\nMLLA\n");
+  auto r = test::run_virnucpro({"embed", "esm", (dir / "empty_record.faa").string(), "--model",
+                                data("esm2_tiny"), "-o", (dir / "e.tsv").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("record 'b': empty sequence"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("1 record skipped"), std::string::npos) << r.err;
+  const auto rows = test::read_tsv(dir / "e.tsv");
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0][0], "a");
+  EXPECT_EQ(rows[1][0], "c");
+}
+
+// DNA given to `embed esm` embeds (the alphabet takes A, C, G, T, N as residues) but is not silent.
+TEST(EmbedEsm, DnaGivenAsProteinIsWarnedAbout) {
+  test::ScratchDir dir;
+  test::write_file(dir / "dna.fa", ">protein\nMKVLAAGIVGLLLA\n>dna\nACGTACGTTAGCATCGATCGANNACGT\n");
+  auto r = test::run_virnucpro({"embed", "esm", (dir / "dna.fa").string(), "--model", data("esm2_tiny"), "-o",
+                                (dir / "e.tsv").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("record 'dna' is mostly A, C, G, T and N"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("record 'protein' is mostly"), std::string::npos) << r.err;
+  EXPECT_EQ(test::read_tsv(dir / "e.tsv").size(), 2u);
 }
 
 }  // namespace

@@ -172,7 +172,7 @@ TEST(PreprocessCli, UsageErrors) {
 TEST(PreprocessCli, HelpDescribesTheCommand) {
   const auto r = run_virnucpro({"preprocess", "--help"});
   EXPECT_EQ(r.exit_code, 0);
-  for (const char* option : {"--model-type", "--expected-length", "--output-dir", "INPUT"})
+  for (const char* option : {"--model-type", "--expected-length", "--output", "INPUT"})
     EXPECT_NE(r.out.find(option), std::string::npos) << option;
 }
 
