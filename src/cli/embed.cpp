@@ -230,7 +230,8 @@ void embed_records(const EmbedOptions& o, const EncoderKind& kind, const GlobalO
 
   std::unique_ptr<EmbeddingWriter> writer;
   if (is_h5(o.output)) {
-    pipeline::H5Attributes attributes = pipeline::model_attributes("", where.path);
+    pipeline::H5Attributes attributes = pipeline::model_attributes(
+        "", where.path, kind.alias == "esm" ? pipeline::ModelRole::kEsm2 : pipeline::ModelRole::kDnabert);
     attributes.insert(attributes.end(), {{"model_kind", kind.name},
                                          {"pooling", kind.pooling},
                                          {"precision", pipeline::precision_name(dtypes.front())}});

@@ -107,9 +107,9 @@ void EmbeddingsH5Writer::append(const std::vector<std::string>& ids, const std::
   rows_ += static_cast<std::int64_t>(n);
 }
 
-H5Attributes model_attributes(const std::string& prefix, const std::filesystem::path& model) {
+H5Attributes model_attributes(const std::string& prefix, const std::filesystem::path& model, ModelRole role) {
   nlohmann::json files = nlohmann::json::array();
-  for (const auto& f : describe_model_files(model))
+  for (const auto& f : describe_model_files(model, role))
     files.push_back({{"path", f.path}, {"size", f.size}, {"sha256", f.sha256}});
   return {{prefix + "model", model.string()}, {prefix + "model_files", files.dump()}};
 }

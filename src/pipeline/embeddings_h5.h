@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/tensor.h"
+#include "pipeline/run_info.h"
 
 namespace vnp::pipeline {
 
@@ -15,7 +16,7 @@ using H5Attributes = std::vector<std::pair<std::string, std::string>>;
 
 // Where rows came from: "{prefix}model" (the path given) and "{prefix}model_files" (JSON
 // [{path, size, sha256}], the hashes cached as run.json's).
-H5Attributes model_attributes(const std::string& prefix, const std::filesystem::path& model);
+H5Attributes model_attributes(const std::string& prefix, const std::filesystem::path& model, ModelRole role);
 // --precision's word for a compute type: fp32, fp16, bf16, fp8.
 std::string precision_name(engine::DType dtype);
 

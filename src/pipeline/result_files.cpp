@@ -203,8 +203,9 @@ void ResultFiles::publish_highestscore(const fs::path& to) {
 
 void ResultFiles::publish_embeddings(const fs::path& to) {
   EmbeddingsH5Writer h5(to, {{"dnabert", dnabert_width_}, {"esm", esm_width_}});
-  H5Attributes attributes = model_attributes("dnabert_", options_.dnabert_model);
-  for (auto& a : model_attributes("esm_", options_.esm_model)) attributes.push_back(std::move(a));
+  H5Attributes attributes = model_attributes("dnabert_", options_.dnabert_model, ModelRole::kDnabert);
+  for (auto& a : model_attributes("esm_", options_.esm_model, ModelRole::kEsm2))
+    attributes.push_back(std::move(a));
   attributes.insert(attributes.end(),
                     {{"dnabert_pooling", "mean over all tokens, [CLS] and [SEP] included"},
                      {"esm_pooling", "mean over residues 1..min(L,1024), BOS and EOS excluded"},

@@ -1,6 +1,6 @@
 #pragma once
-// SHA-256 of files and strings (run.json, the resume journal, the model-hash cache), hex-encoded; an incremental hasher
-// (also SHA-1, for git blob ids) for data that arrives in pieces (downloads).
+// SHA-256 of files and strings (run.json, the resume journal, the model-hash cache), hex-encoded; an
+// incremental hasher (also SHA-1, for git blob ids) for data that arrives in pieces (downloads).
 #include <filesystem>
 #include <memory>
 #include <string>
