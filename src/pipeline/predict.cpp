@@ -380,7 +380,10 @@ void check_inputs(const PredictOptions& o) {
 // while publishing removes the files already published, and the journal stays for --resume.
 CallCounts publish_all_or_nothing(const PredictOptions& o, ResultFiles& results) {
   const auto remove_published = [&] {
-    for (const char* name : files::kAll) fs::remove(o.output_dir / name);
+    // Only files: a folder in a result file's place is the user's, and makes the publication fail.
+    std::error_code ec;
+    for (const char* name : files::kAll)
+      if (fs::is_regular_file(o.output_dir / name, ec)) fs::remove(o.output_dir / name, ec);
   };
   check_interrupted();
   remove_published();  // of an earlier attempt: the journal holds everything they held

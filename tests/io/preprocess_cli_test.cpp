@@ -279,18 +279,16 @@ TEST(PreprocessCli, SigtermAndSigintStopTheLoopAndRemoveTemporaries) {
   }
 }
 
-// A chunk size beyond every record (--expected-length 18446744073709551615 once gave 0 chunks and exit
-// 0): each record is one chunk, as the original's arithmetic gives.
-TEST(PreprocessCli, HugeExpectedLengthGivesOneChunkPerRecord) {
+// --expected-length 18446744073709551615 once gave 0 chunks and exit 0: it is now a usage error naming
+// the range (the chunker itself is safe for any size: Chunking.HugeChunkSizesDoNotOverflow).
+TEST(PreprocessCli, HugeExpectedLengthIsAUsageError) {
   ScratchDir dir;
   write_file(dir / "a.fa", ">a\nATGAAACCC\n>b\nATGTTT\n");
   const auto r =
       preprocess({(dir / "a.fa").string()}, dir / "out", {"--expected-length", "18446744073709551615"});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(read_file(dir / "out" / "a_chunked18446744073709551615.fa"),
-            ">a_chunk_1\nATGAAACCC\n>b_chunk_1\nATGTTT\n");
-  EXPECT_NE(read_file(dir / "out" / "a_identified_protein.faa").find(">a_chunk_1F1\nMKP\n"),
-            std::string::npos);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--expected-length"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "out" / "a_chunked18446744073709551615.fa"));
 }
 
 // A record longer than a batch is cut into pieces of chunks: the files are those of one piece per record.

@@ -95,6 +95,14 @@ RunResult run_virnucpro(const std::vector<std::string>& args, const std::string&
   return run_program(VNP_BINARY, args, stdin_file);
 }
 
+std::string RunResult::err_without_log() const {
+  std::istringstream in(err);
+  std::string line, kept;
+  while (std::getline(in, line))
+    if (!(line.size() > 11 && line[0] == '[' && line[9] == ']' && line[10] == ' ')) kept += line + '\n';
+  return kept;
+}
+
 RunResult run_program(const std::string& program, const std::vector<std::string>& args,
                       const std::string& stdin_file) {
   ScratchDir capture;

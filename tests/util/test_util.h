@@ -43,6 +43,9 @@ struct RunResult {
   int exit_code = -1;
   std::string out;  // stdout
   std::string err;  // stderr
+
+  // stderr without its log lines ("[HH:MM:SS] info: ..."): what SPEC §8 keeps to one line on an error.
+  std::string err_without_log() const;
 };
 
 // Runs the virnucpro program with `args` (and optional stdin file), capturing its output. The program

@@ -36,7 +36,8 @@ test::RunResult embed(const test::ScratchDir& dir, const std::string& kind, cons
 
 void expect_model_error(const test::RunResult& r, const std::vector<std::string>& fragments) {
   EXPECT_EQ(r.exit_code, 3) << r.err;
-  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;  // one line
+  const std::string error = r.err_without_log();
+  EXPECT_EQ(error.find('\n'), error.size() - 1) << r.err;  // one line
   for (const auto& f : fragments) EXPECT_NE(r.err.find(f), std::string::npos) << f << " in: " << r.err;
 }
 
