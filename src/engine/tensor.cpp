@@ -128,6 +128,7 @@ Tensor Tensor::reshape(Shape shape) const {
     throw std::invalid_argument("cannot reshape " + describe() + " to " + shape_str(shape));
   Tensor t = *this;
   t.shape_ = std::move(shape);
+  t.backend_layout_.reset();
   return t;
 }
 
@@ -140,6 +141,7 @@ Tensor Tensor::rows(std::int64_t begin, std::int64_t end) const {
   t.shape_[0] = end - begin;
   t.data_ = static_cast<char*>(data_) + static_cast<std::size_t>(begin * row_elems) * dtype_size(dtype_);
   if (row_scale_) t.row_scale_ = std::make_shared<const Tensor>(row_scale_->rows(begin, end));
+  t.backend_layout_.reset();
   return t;
 }
 
@@ -154,6 +156,12 @@ Tensor Tensor::with_row_scale(Tensor scale) const {
     throw std::invalid_argument("row scales " + scale.describe() + " do not fit " + describe());
   Tensor t = *this;
   t.row_scale_ = std::make_shared<const Tensor>(std::move(scale));
+  return t;
+}
+
+Tensor Tensor::with_backend_layout(std::shared_ptr<const void> layout) const {
+  Tensor t = *this;
+  t.backend_layout_ = std::move(layout);
   return t;
 }
 

@@ -52,18 +52,18 @@ class CpuBackend final : public Backend {
     return out;
   }
 
+  Tensor pack_linear_weight(const Tensor& weight) override {
+    return weight.with_backend_layout(pack(weight));
+  }
+
   Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, bool fuse_gelu) override {
-    const std::int64_t m = x.dim(0), k = x.dim(1), n = weight.dim(0);
-    Tensor out = Tensor::empty({m, n}, DType::kF32);
-    gemm_nt(m, n, k, x.data<float>(), k, weight.data<float>(), k, out.data<float>(), n,
-            bias.defined() ? bias.data<float>() : nullptr, false, fuse_gelu);
+    Tensor out = Tensor::empty({x.dim(0), weight.dim(0)}, DType::kF32);
+    gemm(x, weight, bias, out, false, fuse_gelu);
     return out;
   }
 
   void linear_accumulate(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias) override {
-    const std::int64_t m = x.dim(0), k = x.dim(1), n = weight.dim(0);
-    gemm_nt(m, n, k, x.data<float>(), k, weight.data<float>(), k, out.data<float>(), n,
-            bias.defined() ? bias.data<float>() : nullptr, true, false);
+    gemm(x, weight, bias, out, true, false);
   }
 
   Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
@@ -164,6 +164,20 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  static std::shared_ptr<const PackedWeight> pack(const Tensor& weight) {
+    return pack_weight(weight.raw(), weight.dtype(), weight.dim(0), weight.dim(1), weight.dtype());
+  }
+
+  // A weight packed at load (pack_linear_weight) is used as it is; any other is packed for this call.
+  static void gemm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& out, bool accumulate,
+                   bool fuse_gelu) {
+    std::shared_ptr<const PackedWeight> packed =
+        weight.backend_layout() ? std::static_pointer_cast<const PackedWeight>(weight.backend_layout())
+                                : pack(weight);
+    gemm_packed(x.dim(0), x.data<float>(), *packed, out.data<float>(),
+                bias.defined() ? bias.data<float>() : nullptr, accumulate, fuse_gelu);
+  }
+
   static Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, const PackedBatch& batch,
                        const AttentionParams& p, bool padded) {
     if (p.rotary_inv_freq.defined()) {  // rotate copies, then attend without rotary
