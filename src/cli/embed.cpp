@@ -258,7 +258,8 @@ void run_esm(const EmbedOptions& o, const GlobalOptions& global) {
   const weights::ModelLocation where = locate(weights::ModelKind::Esm2, o.model);
   models::Esm2 model = models::Esm2::load(where.path, device);
   if (dtype != engine::DType::kF32) model.set_compute_dtype(dtype);
-  log::info("ESM-2 from {} ({}): {}", where.path.string(), where.found_by, model.config().describe());
+  log::info("ESM-2 from {} ({}): {}, computing in {}", where.path.string(), where.found_by,
+            model.config().describe(), pipeline::precision_description(dtype, device));
   if (v1_attention_wanted(o)) {
     model.set_v1_attention(true);
     log::info("Using v1.0-compatible standard attention path");
@@ -280,7 +281,8 @@ void run_dnabert(const EmbedOptions& o, const GlobalOptions& global) {
   if (!model.has_tokenizer())
     throw ModelError(where.path.string(), "", "no tokenizer.json beside the weights");
   if (dtype != engine::DType::kF32) model.set_compute_dtype(dtype);
-  log::info("DNABERT-S from {} ({})", where.path.string(), where.found_by);
+  log::info("DNABERT-S from {} ({}), computing in {}", where.path.string(), where.found_by,
+            pipeline::precision_description(dtype, device));
   embed_records(o, device,
                 {[&](const io::SequenceRecord& r) { return model.tokenize(r.sequence); },
                  [&](const engine::PackedBatch& b) { return model.embed(b); },

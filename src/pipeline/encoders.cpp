@@ -72,6 +72,7 @@ Encoders Encoders::load(const ModelPaths& paths, engine::Device device, engine::
     dnabert.set_compute_dtype(dtype);
     esm.set_compute_dtype(dtype);
   }
+  log::info("Computing on {} in {}", device.str(), precision_description(dtype, device));
   return {std::move(dnabert), std::move(esm), std::move(mlp), dtype};
 }
 
@@ -170,6 +171,12 @@ engine::DType resolve_cpu_precision(const std::string& precision) {
 }
 
 }  // namespace
+
+std::string precision_description(engine::DType dtype, engine::Device device) {
+  if (!device.is_cpu() || dtype != engine::DType::kBF16) return engine::dtype_name(dtype);
+  return std::string("bf16 (") + engine::cpu_bf16_name(engine::cpu_bf16_support()) +
+         " products, fp32 elsewhere)";
+}
 
 engine::DType resolve_precision(const std::string& precision, engine::Device device) {
   if (precision == "fp32") return engine::DType::kF32;
