@@ -5,7 +5,6 @@
 // allocated by the backend itself (e.g. from an arena on a GPU).
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -67,10 +66,5 @@ std::string cuda_unavailable_reason();
 enum class CpuBf16 : std::uint8_t { kNone, kAvx512Bf16, kAmx };
 CpuBf16 cpu_bf16_support();
 const char* cpu_bf16_name(CpuBf16 support);  // "AMX-BF16", "AVX512-BF16", "none"
-
-// Called once by a backend library (e.g. cuda/) to serve every device of `kind`; `factory(index)`
-// returns the backend of one device (it may throw DeviceError, e.g. when no GPU is present).
-using BackendFactory = std::function<Backend&(int index)>;
-void register_backend(Device::Kind kind, BackendFactory factory);
 
 }  // namespace vnp::engine

@@ -3,6 +3,7 @@
 // one pool.
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "engine/backend.h"
@@ -10,6 +11,16 @@
 namespace vnp::engine::cpu {
 
 Backend& backend();
+
+// Op-level profile (benchmarks: bench_esm2_cpu --profile): while on, every op of the CPU backend adds
+// its wall time to its kind (products per weight shape and dtype); turning it on or off clears it.
+struct ProfileEntry {
+  std::string op;
+  std::int64_t calls = 0;
+  double seconds = 0;
+};
+void set_profiling(bool on);
+std::vector<ProfileEntry> profile_report();  // the most expensive first
 
 // Kernels (raw pointers, row-major, arguments already checked by ops.cpp).
 
