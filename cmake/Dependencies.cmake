@@ -4,6 +4,9 @@ pkg_check_modules(HTSLIB REQUIRED IMPORTED_TARGET htslib)
 pkg_check_modules(OPENBLAS REQUIRED IMPORTED_TARGET openblas)
 # `models download` (Debian libcurl4-gnutls-dev: libhts-dev needs the GnuTLS flavour).
 pkg_check_modules(LIBCURL REQUIRED IMPORTED_TARGET libcurl)
+# oneDNN 2.6 (libdnnl-dev, OpenMP build): the CPU's matrix products, f32 and bf16 (AVX512-BF16, AMX).
+find_package(dnnl CONFIG REQUIRED)
+find_package(OpenMP REQUIRED COMPONENTS CXX)
 find_package(ZLIB REQUIRED)
 # bzip2, xz and zstd FASTA/FASTQ input (io/decompress.cpp).
 find_package(BZip2 REQUIRED)

@@ -208,8 +208,8 @@ void embed_records(const EmbedOptions& o, const EncoderKind& kind, const GlobalO
   if (!o.model.empty()) flag = o.model;
   const weights::ModelLocation where = weights::find_model(kind.kind, flag);
   engine::set_num_threads(thread_count(global));
-  log::info("{} from {} ({}); {} on {}", kind.name, where.path.string(), where.found_by,
-            pipeline::precision_name(dtypes.front()), devices.front().str());
+  log::info("{} from {} ({}); computing in {} on {}", kind.name, where.path.string(), where.found_by,
+            pipeline::precision_description(dtypes.front(), devices.front()), devices.front().str());
   if (compute.v1_attention) log::info("Using v1.0-compatible standard attention path");
 
   std::vector<Replica> replicas;

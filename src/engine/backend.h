@@ -5,7 +5,6 @@
 // allocated by the backend itself (e.g. from an arena on a GPU).
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +32,8 @@ class Backend {
   virtual MemoryInfo memory_info() = 0;
 
   virtual Tensor embedding(const Tensor& table, const Tensor& ids) = 0;
+  // The weight with this backend's GEMM layout attached (ops::pack_linear_weight); by default as it is.
+  virtual Tensor pack_linear_weight(const Tensor& weight) { return weight; }
   virtual Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, bool fuse_gelu) = 0;
   virtual void linear_accumulate(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias) = 0;
   virtual Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
@@ -60,9 +61,10 @@ int cuda_device_count();
 // Why cuda_device_count() is 0, e.g. "this virnucpro was built without CUDA (-DVIRNUCPRO_CUDA=ON)".
 std::string cuda_unavailable_reason();
 
-// Called once by a backend library (e.g. cuda/) to serve every device of `kind`; `factory(index)`
-// returns the backend of one device (it may throw DeviceError, e.g. when no GPU is present).
-using BackendFactory = std::function<Backend&(int index)>;
-void register_backend(Device::Kind kind, BackendFactory factory);
+// What the CPU's bf16 products can run on, as oneDNN sees the CPU (ONEDNN_MAX_CPU_ISA lowers it):
+// AMX-BF16 tiles, AVX512-BF16 dot products, or neither (then only fp32 products are fast and exact).
+enum class CpuBf16 : std::uint8_t { kNone, kAvx512Bf16, kAmx };
+CpuBf16 cpu_bf16_support();
+const char* cpu_bf16_name(CpuBf16 support);  // "AMX-BF16", "AVX512-BF16", "none"
 
 }  // namespace vnp::engine

@@ -92,11 +92,18 @@ void check_linear_f8(const Tensor& x, const Tensor& weight, const Tensor& bias, 
   require_same_device(x, bias, op);
 }
 
+// The CPU's bf16 products: an f32 x (rounded to bf16 inside the GEMM) with a bf16 weight.
+bool is_cpu_bf16_product(const Tensor& x, const Tensor& weight) {
+  return x.defined() && weight.defined() && x.device().is_cpu() && weight.device().is_cpu() &&
+         x.dtype() == DType::kF32 && weight.dtype() == DType::kBF16 && weight.ndim() == 2;
+}
+
 void check_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const char* op) {
   if (weight.defined() && weight.dtype() == DType::kF8E4M3) return check_linear_f8(x, weight, bias, op);
   require_f32_2d(x, op, "x");
-  require_f32_2d(weight, op, "weight");
-  require(x.dim(1) == weight.dim(1) && x.dtype() == weight.dtype(), op,
+  const bool cpu_bf16 = is_cpu_bf16_product(x, weight);
+  if (!cpu_bf16) require_f32_2d(weight, op, "weight");
+  require(x.dim(1) == weight.dim(1) && (x.dtype() == weight.dtype() || cpu_bf16), op,
           "x " + x.describe() + " does not match weight " + weight.describe());
   if (bias.defined())
     require_vector(bias, weight.dim(0), bias.dtype() == x.dtype() ? x.dtype() : DType::kF32, op, "bias");
@@ -136,6 +143,19 @@ Tensor embedding(const Tensor& table, const Tensor& ids) {
           "ids must be 1-D i32, got " + ids.describe());
   require_same_device(table, ids, "embedding");
   return backend_for(table.device()).embedding(table, ids);
+}
+
+Tensor pack_linear_weight(const Tensor& weight) {
+  require(weight.defined() && weight.ndim() == 2 &&
+              (float_dtype_ok(weight) || (weight.device().is_cpu() && weight.dtype() == DType::kBF16)),
+          "pack_linear_weight",
+          "weight must be 2-D f32 or bf16 (or f16/f8 on a GPU), got " + weight.describe());
+  return backend_for(weight.device()).pack_linear_weight(weight);
+}
+
+DType activation_dtype(Device device, DType compute) {
+  if (device.is_cpu()) return DType::kF32;
+  return compute == DType::kF8E4M3 ? DType::kF16 : compute;
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {

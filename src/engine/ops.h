@@ -61,12 +61,24 @@ namespace ops {
 // table[ids[t], :] for every token: [V, D] f32, [N] i32 -> [N, D]. Ids out of range throw.
 Tensor embedding(const Tensor& table, const Tensor& ids);
 
-// x·Wᵀ + b: x [N, in], weight [out, in], bias [out] or undefined -> [N, out]. GEMM via BLAS.
+// x·Wᵀ + b: x [N, in], weight [out, in], bias [out] or undefined -> [N, out].
+// On the CPU x is f32 and the weight f32 or bf16 (bf16: x is rounded to bf16, products accumulate
+// in fp32, the result is f32); the bias is f32.
 //
 // fp8 (GPU only): a weight of dtype f8_e4m3 carries one scale per output row (ops::cast to f8); x is
 // then f8 with per-row scales too, or f16/bf16 and quantised per row on the way in. The product
 // accumulates in fp32 and writes the bias's dtype (f16 without a bias).
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
+// The weight with its backend's GEMM layout attached, computed once (the CPU reorders it into the
+// blocked layout of its oneDNN tiles; a GPU returns it as it is). linear and friends then use that
+// layout; a weight without one is packed on each call. Pack last: an in-place op on a packed weight
+// (scale_) leaves the layout stale.
+Tensor pack_linear_weight(const Tensor& weight);
+// The dtype activations flow in when the products compute in `compute` (--precision): on the CPU
+// always f32 (a bf16 product rounds its input inside the GEMM, the residual stream stays f32); on a
+// GPU the compute type itself (f16 for f8, whose products quantise their inputs).
+DType activation_dtype(Device device, DType compute);
+
 // gelu(x·Wᵀ + b), the GELU fused into the GEMM epilogue where the backend can. With an f8 weight the
 // result is f8 with per-row scales: in a transformer it only ever feeds the next f8 product.
 Tensor linear_gelu(const Tensor& x, const Tensor& weight, const Tensor& bias = {});

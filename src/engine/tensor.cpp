@@ -131,6 +131,7 @@ Tensor Tensor::reshape(Shape shape) const {
     throw std::invalid_argument("cannot reshape " + describe() + " to " + shape_str(shape));
   Tensor t = *this;
   t.shape_ = std::move(shape);
+  t.backend_layout_.reset();
   return t;
 }
 
@@ -145,6 +146,7 @@ Tensor Tensor::rows(std::int64_t begin, std::int64_t end) const {
   t.shape_[0] = end - begin;
   t.data_ = static_cast<char*>(data_) + static_cast<std::size_t>(begin * row_elems) * dtype_size(dtype_);
   if (row_scale_) t.row_scale_ = std::make_shared<const Tensor>(row_scale_->rows(begin, end));
+  t.backend_layout_.reset();
   return t;
 }
 
@@ -184,6 +186,12 @@ Shape f8_block_scale_shape(Tensor::F8Scaling scaling, std::int64_t rows, std::in
     default:
       return {rows};
   }
+}
+
+Tensor Tensor::with_backend_layout(std::shared_ptr<const void> layout) const {
+  Tensor t = *this;
+  t.backend_layout_ = std::move(layout);
+  return t;
 }
 
 Tensor Tensor::to(Device device) const {

@@ -88,10 +88,17 @@ class Tensor {
   Tensor with_row_scale(Tensor scale) const;
   Tensor with_block_scale(Tensor scale, F8Scaling scaling) const;
 
+  // A backend's own copy of this tensor's data in a layout of its choosing (the CPU's linear weights,
+  // reordered once for its GEMM: ops::pack_linear_weight), kept beside the plain data. Null when
+  // there is none; reshape(), rows() and to() drop it (it describes exactly this tensor).
+  const std::shared_ptr<const void>& backend_layout() const { return backend_layout_; }
+  Tensor with_backend_layout(std::shared_ptr<const void> layout) const;
+
  private:
   std::shared_ptr<const void> holder_;  // owns or keeps alive the memory
   std::shared_ptr<const Tensor> row_scale_;
   F8Scaling f8_scaling_ = F8Scaling::kRow;
+  std::shared_ptr<const void> backend_layout_;
   void* data_ = nullptr;
   Shape shape_;
   DType dtype_ = DType::kF32;

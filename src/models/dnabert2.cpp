@@ -197,27 +197,29 @@ Dnabert2::Dnabert2(const Dnabert2Config& config, const weights::StateDict& dict,
   embed_norm_w_ = w.tensor("embeddings.LayerNorm.weight", {d});
   embed_norm_b_ = w.tensor("embeddings.LayerNorm.bias", {d});
 
+  auto linear = [&](const std::string& prefix, std::int64_t out, std::int64_t in) -> engine::Linear {
+    return {w.tensor(prefix + ".weight", {out, in}), w.tensor(prefix + ".bias", {out})};
+  };
+  auto layer_norm = [&](const std::string& prefix, std::int64_t features, float eps) -> engine::LayerNorm {
+    return {w.tensor(prefix + ".weight", {features}), w.tensor(prefix + ".bias", {features}), eps};
+  };
   for (std::int64_t i = 0; i < config.num_layers; ++i) {
     const std::string p = "encoder.layer." + std::to_string(i) + ".";
     Layer layer;
     // Wqkv rows: [0, d) = Q, [d, 2d) = K, [2d, 3d) = V (heads contiguous within each).
     const auto qkv_w = w.values(p + "attention.self.Wqkv.weight", {3 * d, d});
     const auto qkv_b = w.values(p + "attention.self.Wqkv.bias", {3 * d});
-    layer.wq = w.on_device(rows_of(qkv_w, 0, d, d), {d, d});
-    layer.wk = w.on_device(rows_of(qkv_w, d, d, d), {d, d});
-    layer.wv = w.on_device(rows_of(qkv_w, 2 * d, d, d), {d, d});
-    layer.bq = w.on_device(rows_of(qkv_b, 0, d, 1), {d});
-    layer.bk = w.on_device(rows_of(qkv_b, d, d, 1), {d});
-    layer.bv = w.on_device(rows_of(qkv_b, 2 * d, d, 1), {d});
-    layer.attn_out_w = w.tensor(p + "attention.output.dense.weight", {d, d});
-    layer.attn_out_b = w.tensor(p + "attention.output.dense.bias", {d});
-    layer.attn_norm_w = w.tensor(p + "attention.output.LayerNorm.weight", {d});
-    layer.attn_norm_b = w.tensor(p + "attention.output.LayerNorm.bias", {d});
-    layer.gated_w = w.tensor(p + "mlp.gated_layers.weight", {2 * inter, d});
-    layer.mlp_out_w = w.tensor(p + "mlp.wo.weight", {d, inter});
-    layer.mlp_out_b = w.tensor(p + "mlp.wo.bias", {d});
-    layer.mlp_norm_w = w.tensor(p + "mlp.layernorm.weight", {d});
-    layer.mlp_norm_b = w.tensor(p + "mlp.layernorm.bias", {d});
+    layer.q = {w.on_device(rows_of(qkv_w, 0, d, d), {d, d}), w.on_device(rows_of(qkv_b, 0, d, 1), {d})};
+    layer.k = {w.on_device(rows_of(qkv_w, d, d, d), {d, d}), w.on_device(rows_of(qkv_b, d, d, 1), {d})};
+    layer.v = {w.on_device(rows_of(qkv_w, 2 * d, d, d), {d, d}),
+               w.on_device(rows_of(qkv_b, 2 * d, d, 1), {d})};
+    layer.attn_out = linear(p + "attention.output.dense", d, d);
+    layer.attn_norm = layer_norm(p + "attention.output.LayerNorm", d, config.layer_norm_eps);
+    layer.gated = {w.tensor(p + "mlp.gated_layers.weight", {2 * inter, d}), {}};
+    layer.mlp_out = linear(p + "mlp.wo", d, inter);
+    layer.mlp_norm = layer_norm(p + "mlp.layernorm", d, config.layer_norm_eps);
+    for (engine::Linear* lin : {&layer.q, &layer.k, &layer.v, &layer.attn_out, &layer.gated, &layer.mlp_out})
+      lin->pack();
     layers_.push_back(std::move(layer));
   }
   w.check_nothing_unexpected(config.num_layers);
@@ -232,11 +234,11 @@ Dnabert2::Dnabert2(const Dnabert2Config& config, const weights::StateDict& dict,
 void Dnabert2::set_compute_dtype(engine::DType dtype) {
   // fp8 is for ESM-2's products (97% of the FLOPs); DNABERT-S then runs in f16, at no measurable cost.
   if (dtype == engine::DType::kF8E4M3) dtype = engine::DType::kF16;
-  word_embeddings_ = ops::cast(word_embeddings_, dtype);
+  const engine::DType activations = ops::activation_dtype(device_, dtype);
+  if (word_embeddings_.dtype() != activations) word_embeddings_ = ops::cast(word_embeddings_, activations);
   for (Layer& l : layers_)
-    for (Tensor* t : {&l.wq, &l.wk, &l.wv, &l.bq, &l.bk, &l.bv, &l.attn_out_w, &l.attn_out_b, &l.gated_w,
-                      &l.mlp_out_w, &l.mlp_out_b})
-      *t = ops::cast(*t, dtype);
+    for (engine::Linear* lin : {&l.q, &l.k, &l.v, &l.attn_out, &l.gated, &l.mlp_out})
+      lin->convert(dtype, activations);
 }
 
 const tokenize::BpeTokenizer& Dnabert2::tokenizer() const {
@@ -248,20 +250,19 @@ const tokenize::BpeTokenizer& Dnabert2::tokenizer() const {
 // Forward pass (reference/models.md §2.3)
 
 Tensor Dnabert2::encode_layer(const Layer& layer, const Tensor& x, const engine::PackedBatch& batch) const {
-  const float eps = config_.layer_norm_eps;
-  const Tensor q = ops::linear(x, layer.wq, layer.bq);
-  const Tensor k = ops::linear(x, layer.wk, layer.bk);
-  const Tensor v = ops::linear(x, layer.wv, layer.bv);
+  const Tensor q = layer.q(x);
+  const Tensor k = layer.k(x);
+  const Tensor v = layer.v(x);
   const Tensor context = ops::attention_varlen(q, k, v, batch, attention_);
 
-  Tensor attended = ops::linear(context, layer.attn_out_w, layer.attn_out_b);
+  Tensor attended = layer.attn_out(context);
   ops::add_(attended, x);  // post-LN: norm(sublayer + residual)
-  attended = ops::layer_norm(attended, layer.attn_norm_w, layer.attn_norm_b, eps);
+  attended = layer.attn_norm(attended);
 
-  const Tensor gated = ops::gated_gelu(ops::linear(attended, layer.gated_w));  // gelu(first half) * second
-  Tensor out = ops::linear(gated, layer.mlp_out_w, layer.mlp_out_b);
+  const Tensor gated = ops::gated_gelu(layer.gated(attended));  // gelu(first half) * second
+  Tensor out = layer.mlp_out(gated);
   ops::add_(out, attended);
-  return ops::layer_norm(out, layer.mlp_norm_w, layer.mlp_norm_b, eps);
+  return layer.mlp_norm(out);
 }
 
 Tensor Dnabert2::forward(const engine::PackedBatch& batch) const {

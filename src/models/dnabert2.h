@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/layers.h"
 #include "engine/ops.h"
 #include "engine/tensor.h"
 #include "tokenize/bpe_tokenizer.h"
@@ -56,9 +57,10 @@ class Dnabert2 {
   Dnabert2(const Dnabert2Config& config, const weights::StateDict& weights,
            std::optional<tokenize::BpeTokenizer> tokenizer, engine::Device device = engine::Device::cpu());
 
-  // --precision: converts the word embeddings and every linear layer's weight and bias to `dtype`
-  // (f32, or f16/bf16 on a GPU) once; activations then flow in that type, layer norms, softmax and
-  // pooling keep fp32 arithmetic, the pooled means are f32. f8_e4m3 (the ESM-2 fp8 mode) means f16 here.
+  // --precision: converts every linear layer's weight to `dtype` (f32 or bf16 on the CPU, also f16 on a
+  // GPU) once, the word embeddings and biases to the activations' type (ops::activation_dtype: f32 on
+  // the CPU, `dtype` on a GPU); layer norms, softmax and pooling keep fp32 arithmetic, the pooled means
+  // are f32. f8_e4m3 (the ESM-2 fp8 mode) means f16 here.
   void set_compute_dtype(engine::DType dtype);
 
   const Dnabert2Config& config() const { return config_; }
@@ -80,10 +82,12 @@ class Dnabert2 {
 
  private:
   struct Layer {
-    engine::Tensor wq, wk, wv, bq, bk, bv;  // Wqkv split into its Q, K, V blocks
-    engine::Tensor attn_out_w, attn_out_b, attn_norm_w, attn_norm_b;
-    engine::Tensor gated_w;  // [2·intermediate, hidden], no bias
-    engine::Tensor mlp_out_w, mlp_out_b, mlp_norm_w, mlp_norm_b;
+    engine::Linear q, k, v;  // Wqkv split into its Q, K, V blocks
+    engine::Linear attn_out;
+    engine::LayerNorm attn_norm;
+    engine::Linear gated;  // [2·intermediate, hidden], no bias
+    engine::Linear mlp_out;
+    engine::LayerNorm mlp_norm;
   };
 
   engine::Tensor encode_layer(const Layer& layer, const engine::Tensor& x,

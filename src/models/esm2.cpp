@@ -214,6 +214,15 @@ Esm2Config infer_config(const WeightReader& w) {
   return c;
 }
 
+engine::Linear linear(const WeightReader& w, const std::string& prefix, std::int64_t out, std::int64_t in) {
+  return {w.get(prefix + ".weight", {out, in}), w.get(prefix + ".bias", {out})};
+}
+
+engine::LayerNorm layer_norm(const WeightReader& w, const std::string& prefix, std::int64_t features,
+                             float eps) {
+  return {w.get(prefix + ".weight", {features}), w.get(prefix + ".bias", {features}), eps};
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -247,22 +256,14 @@ Esm2 Esm2::from_state_dict(std::shared_ptr<const weights::StateDict> state_dict,
   for (int i = 0; i < c.num_layers; ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
     Layer L;
-    L.attn_ln_w = w.get(p + "self_attn_layer_norm.weight", {d});
-    L.attn_ln_b = w.get(p + "self_attn_layer_norm.bias", {d});
-    L.q_w = w.get(p + "self_attn.q_proj.weight", {d, d});
-    L.q_b = w.get(p + "self_attn.q_proj.bias", {d});
-    L.k_w = w.get(p + "self_attn.k_proj.weight", {d, d});
-    L.k_b = w.get(p + "self_attn.k_proj.bias", {d});
-    L.v_w = w.get(p + "self_attn.v_proj.weight", {d, d});
-    L.v_b = w.get(p + "self_attn.v_proj.bias", {d});
-    L.out_w = w.get(p + "self_attn.out_proj.weight", {d, d});
-    L.out_b = w.get(p + "self_attn.out_proj.bias", {d});
-    L.ffn_ln_w = w.get(p + "final_layer_norm.weight", {d});
-    L.ffn_ln_b = w.get(p + "final_layer_norm.bias", {d});
-    L.fc1_w = w.get(p + "fc1.weight", {f, d});
-    L.fc1_b = w.get(p + "fc1.bias", {f});
-    L.fc2_w = w.get(p + "fc2.weight", {d, f});
-    L.fc2_b = w.get(p + "fc2.bias", {d});
+    L.attn_ln = layer_norm(w, p + "self_attn_layer_norm", d, c.layer_norm_eps);
+    L.q = linear(w, p + "self_attn.q_proj", d, d);
+    L.k = linear(w, p + "self_attn.k_proj", d, d);
+    L.v = linear(w, p + "self_attn.v_proj", d, d);
+    L.out = linear(w, p + "self_attn.out_proj", d, d);
+    L.ffn_ln = layer_norm(w, p + "final_layer_norm", d, c.layer_norm_eps);
+    L.fc1 = linear(w, p + "fc1", f, d);
+    L.fc2 = linear(w, p + "fc2", d, f);
     // inv_freq: the layer's own, else the model-level one (transformers 5.x), else recomputed.
     std::string inv_name = p + "self_attn.rot_emb.inv_freq";
     if (!w.find(inv_name) && w.find(kSharedInvFreq)) inv_name = kSharedInvFreq;
@@ -276,26 +277,25 @@ Esm2 Esm2::from_state_dict(std::shared_ptr<const weights::StateDict> state_dict,
     }
     m.layers_.push_back(std::move(L));
   }
-  m.final_ln_w_ = w.get("emb_layer_norm_after.weight", {d});
-  m.final_ln_b_ = w.get("emb_layer_norm_after.bias", {d});
+  m.final_ln_ = layer_norm(w, "emb_layer_norm_after", d, c.layer_norm_eps);
+  for (Layer& L : m.layers_)
+    for (engine::Linear* lin : {&L.q, &L.k, &L.v, &L.out, &L.fc1, &L.fc2}) lin->pack();
   return m;
 }
 
 void Esm2::set_compute_dtype(DType dtype) {
   if (dtype == DType::kF32) return;
-  const bool f8 = dtype == DType::kF8E4M3;
-  const DType activations = f8 ? DType::kF16 : dtype;
+  const DType activations = ops::activation_dtype(device_, dtype);
   const float q_scale = 1.0f / std::sqrt(static_cast<float>(config_.head_dim()));
   const bool fold = !q_scale_folded_ && std::exp2(std::round(std::log2(q_scale))) == q_scale;
-  embed_tokens_ = ops::cast(embed_tokens_, activations);
+  if (embed_tokens_.dtype() != activations) embed_tokens_ = ops::cast(embed_tokens_, activations);
   for (Layer& L : layers_) {
     if (fold) {  // scaling by a power of two is exact: (x·W + b)·s == x·(W·s) + b·s
-      L.q_w = ops::cast(L.q_w, DType::kF32), L.q_b = ops::cast(L.q_b, DType::kF32);
-      ops::scale_(L.q_w, q_scale);
-      ops::scale_(L.q_b, q_scale);
+      L.q.weight = ops::cast(L.q.weight, DType::kF32), L.q.bias = ops::cast(L.q.bias, DType::kF32);
+      ops::scale_(L.q.weight, q_scale);
+      ops::scale_(L.q.bias, q_scale);
     }
-    for (Tensor* w : {&L.q_w, &L.k_w, &L.v_w, &L.out_w, &L.fc1_w, &L.fc2_w}) *w = ops::cast(*w, dtype);
-    for (Tensor* b : {&L.q_b, &L.k_b, &L.v_b, &L.out_b, &L.fc1_b, &L.fc2_b}) *b = ops::cast(*b, activations);
+    for (engine::Linear* lin : {&L.q, &L.k, &L.v, &L.out, &L.fc1, &L.fc2}) lin->convert(dtype, activations);
   }
   q_scale_folded_ = q_scale_folded_ || fold;
 }
@@ -333,21 +333,21 @@ Tensor Esm2::token_embeddings(const PackedBatch& batch) const {
 void Esm2::run_layer(const Layer& L, Tensor& x, const PackedBatch& batch) const {
   const int heads = config_.num_heads;
   // f8 weights take their activations quantised by the layer norm; otherwise in the activations' type.
-  const DType products = L.q_w.dtype() == DType::kF8E4M3 ? DType::kF8E4M3 : x.dtype();
-  Tensor h = ops::layer_norm(x, L.attn_ln_w, L.attn_ln_b, config_.layer_norm_eps, products);
-  Tensor q = ops::linear(h, L.q_w, L.q_b);
-  Tensor k = ops::linear(h, L.k_w, L.k_b);
-  Tensor v = ops::linear(h, L.v_w, L.v_b);
+  const DType products = L.q.weight.dtype() == DType::kF8E4M3 ? DType::kF8E4M3 : x.dtype();
+  Tensor h = L.attn_ln(x, products);
+  Tensor q = L.q(h);
+  Tensor k = L.k(h);
+  Tensor v = L.v(h);
   if (!q_scale_folded_)
     ops::scale_(q, 1.0f / std::sqrt(static_cast<float>(config_.head_dim())));  // before rotary, as ESM does
   engine::AttentionParams params{heads, 1.0f, {}, L.inv_freq};  // rotary on q and k inside attention
   Tensor a = v1_attention_ ? ops::attention_padded(q, k, v, batch, params)
                            : ops::attention_varlen(q, k, v, batch, params);
-  ops::linear_accumulate_(x, a, L.out_w, L.out_b);
+  L.out.accumulate_into(x, a);
 
-  h = ops::layer_norm(x, L.ffn_ln_w, L.ffn_ln_b, config_.layer_norm_eps, products);
-  Tensor f = ops::linear_gelu(h, L.fc1_w, L.fc1_b);
-  ops::linear_accumulate_(x, f, L.fc2_w, L.fc2_b);
+  h = L.ffn_ln(x, products);
+  Tensor f = L.fc1.with_gelu(h);
+  L.fc2.accumulate_into(x, f);
 }
 
 Esm2Outputs Esm2::forward(const PackedBatch& batch, bool keep_last_hidden, bool keep_hidden_states) const {
@@ -365,7 +365,7 @@ Esm2Outputs Esm2::forward(const PackedBatch& batch, bool keep_last_hidden, bool 
     run_layer(layer, x, batch);
     if (keep_hidden_states) out.hidden_states.push_back(x.clone());
   }
-  x = ops::layer_norm(x, final_ln_w_, final_ln_b_, config_.layer_norm_eps);
+  x = final_ln_(x);
   out.mean = ops::mean_pool_varlen(x, residues);
   if (keep_last_hidden) out.last_hidden = x;
   return out;

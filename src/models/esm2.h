@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/layers.h"
 #include "engine/ops.h"
 #include "engine/tensor.h"
 
@@ -58,9 +59,10 @@ class Esm2 {
   const Esm2Config& config() const { return config_; }
   engine::Device device() const { return device_; }
 
-  // --precision: converts the token embeddings and every linear layer's weight and bias to `dtype`
-  // (f32, or f16/bf16 on a GPU) once; the activations then flow in that type. Layer norms, rotary
-  // tables, softmax and pooling keep fp32 arithmetic; the pooled means are f32.
+  // --precision: converts every linear layer's weight to `dtype` (f32 or bf16 on the CPU, also f16 on
+  // a GPU) once, and the token embeddings and biases to the activations' type (ops::activation_dtype:
+  // f32 on the CPU, whose bf16 products round their input inside the GEMM; `dtype` on a GPU). Layer
+  // norms, rotary tables, softmax and pooling keep fp32 arithmetic; the pooled means are f32.
   // f8_e4m3 (GPU): the six products of each layer take e4m3 operands with per-row scales (weights
   // quantised here, activations by the layer norms and the GELU); everything else runs in f16.
   // Below fp32 the attention scale 1/√head_dim, when a power of two (exact), is folded into q's
@@ -78,11 +80,11 @@ class Esm2 {
 
  private:
   struct Layer {
-    engine::Tensor attn_ln_w, attn_ln_b;
-    engine::Tensor q_w, q_b, k_w, k_b, v_w, v_b, out_w, out_b;
+    engine::LayerNorm attn_ln;
+    engine::Linear q, k, v, out;
     engine::Tensor inv_freq;
-    engine::Tensor ffn_ln_w, ffn_ln_b;
-    engine::Tensor fc1_w, fc1_b, fc2_w, fc2_b;
+    engine::LayerNorm ffn_ln;
+    engine::Linear fc1, fc2;
   };
 
   engine::Tensor token_embeddings(const engine::PackedBatch& batch) const;
@@ -94,7 +96,7 @@ class Esm2 {
   bool q_scale_folded_ = false;
   engine::Tensor embed_tokens_;
   std::vector<Layer> layers_;
-  engine::Tensor final_ln_w_, final_ln_b_;
+  engine::LayerNorm final_ln_;
 };
 
 }  // namespace vnp::models

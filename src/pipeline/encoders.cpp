@@ -75,6 +75,7 @@ Encoders Encoders::load(const ModelPaths& paths, engine::Device device, engine::
     dnabert.set_compute_dtype(dtype);
     esm.set_compute_dtype(dtype);
   }
+  log::info("Computing on {} in {}", device.str(), precision_description(dtype, device));
   return {std::move(dnabert), std::move(esm), std::move(mlp), dtype};
 }
 
@@ -153,11 +154,37 @@ std::vector<engine::Device> resolve_devices(const std::string& spec) {
   return out;
 }
 
+namespace {
+
+// The CPU: fp32, or bf16 products (fp32 accumulation, fp32 everywhere else) where the CPU has bf16
+// instructions; auto = bf16 only with AMX, where it is several times faster (SPEC §1).
+engine::DType resolve_cpu_precision(const std::string& precision) {
+  const engine::CpuBf16 bf16 = engine::cpu_bf16_support();
+  if (precision == "auto") return bf16 == engine::CpuBf16::kAmx ? engine::DType::kBF16 : engine::DType::kF32;
+  if (precision == "bf16") {
+    if (bf16 == engine::CpuBf16::kNone)
+      throw DeviceError(
+          "--precision bf16 on the CPU needs AMX-BF16 or AVX512-BF16 instructions, and this CPU has neither "
+          "(as oneDNN sees it; ONEDNN_MAX_CPU_ISA may lower it): use --precision fp32");
+    return engine::DType::kBF16;
+  }
+  if (precision == "fp16" || precision == "fp8")
+    throw UsageError("--precision " + precision + " needs a GPU; the CPU computes in fp32 or bf16");
+  throw UsageError("--precision " + precision + ": not one of auto, fp32, fp16, bf16, fp8");
+}
+
+}  // namespace
+
+std::string precision_description(engine::DType dtype, engine::Device device) {
+  if (!device.is_cpu() || dtype != engine::DType::kBF16) return engine::dtype_name(dtype);
+  return std::string("bf16 (") + engine::cpu_bf16_name(engine::cpu_bf16_support()) +
+         " products, fp32 elsewhere)";
+}
+
 engine::DType resolve_precision(const std::string& precision, engine::Device device) {
-  if (precision == "auto") return device.is_cpu() ? engine::DType::kF32 : engine::DType::kF16;
   if (precision == "fp32") return engine::DType::kF32;
-  if (device.is_cpu())
-    throw UsageError("--precision " + precision + " needs a GPU; the CPU computes in fp32");
+  if (device.is_cpu()) return resolve_cpu_precision(precision);
+  if (precision == "auto") return engine::DType::kF16;
   if (precision == "fp16") return engine::DType::kF16;
   if (precision == "bf16") return engine::DType::kBF16;
   if (precision == "fp8") return engine::DType::kF8E4M3;  // ESM-2's products; the rest runs in f16

@@ -36,8 +36,11 @@ struct Encoders {
 // the CPU. A GPU asked for but absent is a DeviceError.
 std::vector<engine::Device> resolve_devices(const std::string& spec);
 
-// --precision for a device: "auto" = fp16 on a GPU, fp32 on the CPU; fp16/bf16 need a GPU.
+// --precision for a device: "auto" = fp16 on a GPU; on the CPU bf16 where it has AMX-BF16, else fp32.
+// bf16 on a CPU without bf16 instructions is a DeviceError; fp16/fp8 need a GPU.
 engine::DType resolve_precision(const std::string& precision, engine::Device device);
+// For the log: "f32", "f16", ...; on the CPU "bf16 (AMX-BF16 products, fp32 elsewhere)".
+std::string precision_description(engine::DType dtype, engine::Device device);
 
 // Default tokens per encoder batch (--token-budget), from the device's free memory once the models are
 // loaded. Activation bytes per token of one encoder layer in the compute type: the tensors live at once

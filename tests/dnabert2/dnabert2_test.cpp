@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "engine/backend.h"
 #include "engine/thread_pool.h"
 #include "test_util.h"
 #include "util/error.h"
@@ -165,6 +166,29 @@ TEST(Dnabert2, BitIdenticalAcrossThreadCounts) {
   engine::set_num_threads(before);
   ASSERT_EQ(one.size(), four.size());
   EXPECT_EQ(std::memcmp(one.data(), four.data(), one.size() * sizeof(float)), 0);
+}
+
+// CPU bf16 products (fp32 elsewhere): every mean within relative L2 2e-2 of the fp32 reference, and
+// the same bits across thread counts and token budgets.
+TEST(Dnabert2, Bf16OnTheCpu) {
+  if (engine::cpu_bf16_support() == engine::CpuBf16::kNone)
+    GTEST_SKIP() << "no bf16 instructions on this CPU";
+  Dnabert2 model = Dnabert2::load(data_path("dnabert2_tiny"));
+  model.set_compute_dtype(engine::DType::kBF16);
+  std::vector<std::string> dna;
+  for (const auto& seq : reference()["sequences"]) dna.push_back(seq["dna"].get<std::string>());
+  const int before = engine::num_threads();
+  engine::set_num_threads(1);
+  const Tensor one = model.embed(dna);
+  engine::set_num_threads(2);
+  const auto small_batches = model.embed(dna, 200).to_floats();
+  engine::set_num_threads(before);
+  ASSERT_EQ(static_cast<std::size_t>(one.numel()), small_batches.size());
+  EXPECT_EQ(std::memcmp(one.raw(), small_batches.data(), one.nbytes()), 0);
+  for (std::size_t i = 0; i < dna.size(); ++i) {
+    const auto want = reference()["sequences"][i]["mean"].get<std::vector<double>>();
+    EXPECT_LT(relative_l2(one.data<float>() + i * 96, want), 2e-2) << i;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------

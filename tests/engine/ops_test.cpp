@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "engine/backend.h"
 #include "engine/ops.h"
 #include "engine/thread_pool.h"
 
@@ -111,6 +112,87 @@ TEST_F(OpsTest, LinearMatchesNaiveGemm) {
 
   EXPECT_THROW(ops::linear(x, random_tensor({n, k + 1}, 6)), std::invalid_argument);
   EXPECT_THROW(ops::linear(x, w, random_tensor({n + 1}, 6)), std::invalid_argument);
+}
+
+// The values a bf16 product sees: x and W rounded to bf16 (round to nearest even).
+Matrix rounded_to_bf16(const Tensor& t) {
+  Matrix m = as_double(t);
+  for (auto& v : m) v = bf16_to_float(float_to_bf16(static_cast<float>(v)));
+  return m;
+}
+
+bool cpu_has_bf16() {
+  return cpu_bf16_support() != CpuBf16::kNone;
+}
+
+// bf16 products on the CPU: x f32 (rounded inside the GEMM), W bf16, fp32 accumulation, f32 out. Against
+// the exact product of the rounded operands, only the fp32 accumulation's error remains.
+TEST_F(OpsTest, LinearBf16IsTheProductOfRoundedOperands) {
+  if (!cpu_has_bf16()) GTEST_SKIP() << "no AVX512-BF16 or AMX-BF16 on this CPU";
+  const std::int64_t m = 130, n = 600, k = 200;  // crosses the 64-row and 256-column tiles
+  Tensor x = random_tensor({m, k}, 21), w = random_tensor({n, k}, 22), b = random_tensor({n}, 23);
+  Tensor w16 = ops::cast(w, DType::kBF16);
+  Matrix xd = rounded_to_bf16(x), wd = rounded_to_bf16(w), bd = as_double(b);
+  Matrix want = linear_ref(xd, wd, &bd, m, n, k);
+  Tensor got = ops::linear(x, w16, b);
+  EXPECT_EQ(got.dtype(), DType::kF32);
+  EXPECT_LT(relative_l2(got, want), 1e-6);
+  EXPECT_LT(relative_l2(ops::linear(x, ops::pack_linear_weight(w16), b), want), 1e-6);
+
+  Matrix want_gelu = want;
+  for (auto& v : want_gelu) v = gelu_ref(v);
+  EXPECT_LT(relative_l2(ops::linear_gelu(x, w16, b), want_gelu), 1e-6);
+  Tensor acc = random_tensor({m, n}, 24);
+  Matrix want_acc = as_double(acc);
+  for (std::size_t i = 0; i < want_acc.size(); ++i) want_acc[i] += want[i];
+  ops::linear_accumulate_(acc, x, w16, b);
+  EXPECT_LT(relative_l2(acc, want_acc), 1e-6);
+  // Against the fp32 product: bf16's rounding of the operands, about 2^-9 relative each.
+  EXPECT_LT(relative_l2(got, linear_ref(as_double(x), as_double(w), &bd, m, n, k)), 1e-2);
+}
+
+// A packed weight gives the same bits as the same weight packed on the fly, for f32 and bf16.
+TEST_F(OpsTest, PackedWeightGivesTheSameBits) {
+  Tensor x = random_tensor({70, 96}, 31), w = random_tensor({300, 96}, 32), b = random_tensor({300}, 33);
+  std::vector<Tensor> weights = {w};
+  if (cpu_has_bf16()) weights.push_back(ops::cast(w, DType::kBF16));
+  for (const Tensor& weight : weights) {
+    Tensor packed = ops::pack_linear_weight(weight);
+    EXPECT_TRUE(packed.backend_layout());
+    EXPECT_FALSE(packed.rows(0, 10).backend_layout());  // a slice is another tensor
+    EXPECT_TRUE(bit_identical(ops::linear_gelu(x, weight, b), ops::linear_gelu(x, packed, b)));
+  }
+}
+
+// A row's product is the same bits whatever the rows around it (batch size, token budget, its place in
+// a tile) and the thread count, for f32 and bf16 weights and every fused epilogue.
+TEST_F(OpsTest, LinearRowsBitIdenticalAcrossBatchSizesAndThreads) {
+  const std::int64_t m = 200, n = 520, k = 160;
+  Tensor x = random_tensor({m, k}, 41), w = random_tensor({n, k}, 42), b = random_tensor({n}, 43);
+  Tensor acc = random_tensor({m, n}, 44);
+  std::vector<Tensor> weights = {ops::pack_linear_weight(w)};
+  if (cpu_has_bf16()) weights.push_back(ops::pack_linear_weight(ops::cast(w, DType::kBF16)));
+  for (const Tensor& weight : weights) {
+    auto products = [&](std::int64_t begin, std::int64_t end) {
+      Tensor xs = x.rows(begin, end).clone(), sum = acc.rows(begin, end).clone();
+      ops::linear_accumulate_(sum, xs, weight, b);
+      return std::vector<Tensor>{ops::linear(xs, weight, b), ops::linear_gelu(xs, weight, b), sum};
+    };
+    set_num_threads(1);
+    const std::vector<Tensor> whole = products(0, m);
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      // Slices that start inside a tile, one shorter than a tile, one row alone.
+      for (auto [begin, end] :
+           {std::pair<std::int64_t, std::int64_t>{0, m}, {3, 131}, {64, 101}, {150, 151}}) {
+        const std::vector<Tensor> part = products(begin, end);
+        for (std::size_t o = 0; o < part.size(); ++o)
+          EXPECT_TRUE(bit_identical(part[o], whole[o].rows(begin, end)))
+              << dtype_name(weight.dtype()) << " output " << o << " rows [" << begin << ", " << end << "), "
+              << threads << " threads";
+      }
+    }
+  }
 }
 
 TEST_F(OpsTest, LayerNormMatchesReference) {

@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 #include <hdf5.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -116,6 +119,78 @@ TEST(EmbedEsm, Hdf5HoldsIdsAndEmbeddings) {
   H5Sclose(space);
   H5Dclose(set);
   H5Fclose(file);
+}
+
+// Sets an environment variable for the programs a test starts, restoring it afterwards.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    ::setenv(name, value, 1);
+  }
+  ~ScopedEnv() { old_ ? ::setenv(name_, old_->c_str(), 1) : ::unsetenv(name_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+std::vector<std::vector<double>> tsv_rows(const std::string& tsv) {
+  std::vector<std::vector<double>> rows;
+  std::istringstream lines(tsv);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream fields(line);
+    std::string value;
+    std::getline(fields, value, '\t');  // the id
+    rows.emplace_back();
+    while (std::getline(fields, value, '\t')) rows.back().push_back(std::stod(value));
+  }
+  return rows;
+}
+
+// --precision bf16 on the CPU: bf16 products near the fp32 reference, said in the log; the path without
+// AMX (oneDNN limited to AVX512-BF16) gives the same bits where the CPU has no AMX and stays within the
+// tolerance where it has; a CPU with neither is a device error (exit 4) naming the fix.
+TEST(EmbedEsm, Bf16OnTheCpu) {
+  test::ScratchDir dir;
+  std::string faa = write_fasta(dir);
+  auto run = [&](const std::string& precision) {
+    return test::run_virnucpro({"embed", "esm", faa, "--model", data("esm2_tiny"), "--device", "cpu",
+                                "--threads", "2", "--precision", precision});
+  };
+  {
+    ScopedEnv no_bf16("ONEDNN_MAX_CPU_ISA", "AVX512_CORE");
+    auto r = run("bf16");
+    EXPECT_EQ(r.exit_code, 4) << r.err;
+    EXPECT_NE(r.err.find("--precision fp32"), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    auto fp32 = run("auto");  // auto never fails: fp32 here
+    EXPECT_EQ(fp32.exit_code, 0) << fp32.err;
+    EXPECT_NE(fp32.err.find("computing in f32"), std::string::npos) << fp32.err;
+  }
+  auto r = run("bf16");
+  if (r.exit_code == 4) GTEST_SKIP() << "this CPU has no bf16 instructions: " << r.err;
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("computing in bf16 ("), std::string::npos) << r.err;
+  const auto got = tsv_rows(r.out);
+  const auto ref = reference()["sequences"];
+  ASSERT_EQ(got.size(), ref.size());
+  for (std::size_t i = 0; i < ref.size(); ++i)
+    EXPECT_LT(relative_l2(got[i], ref[i]["mean"].get<std::vector<double>>()), 2e-2) << i;
+
+  ScopedEnv no_amx("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16");
+  auto avx512 = run("bf16");
+  ASSERT_EQ(avx512.exit_code, 0) << avx512.err;
+  EXPECT_NE(avx512.err.find("computing in bf16 (AVX512-BF16"), std::string::npos) << avx512.err;
+  const auto got_avx512 = tsv_rows(avx512.out);
+  ASSERT_EQ(got_avx512.size(), ref.size());
+  for (std::size_t i = 0; i < ref.size(); ++i)
+    EXPECT_LT(relative_l2(got_avx512[i], ref[i]["mean"].get<std::vector<double>>()), 2e-2) << i;
+  if (r.err.find("AMX") == std::string::npos) {
+    EXPECT_EQ(avx512.out, r.out);
+  }
 }
 
 TEST(EmbedEsm, ErrorsAreOneLineWithTheirExitCode) {

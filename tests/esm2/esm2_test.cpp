@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/backend.h"
 #include "engine/ops.h"
 #include "engine/thread_pool.h"
 #include "models/esm2.h"
@@ -185,24 +186,83 @@ TEST(Esm2, PaddedShortSequenceIgnoresItsPads) {
   EXPECT_LT(relative_l2(row(mixed, 1).data(), want), 1e-5);
 }
 
-TEST(Esm2, BitIdenticalAcrossThreadCounts) {
-  Esm2 model = Esm2::load(data("esm2_small64"));
+double cosine(const std::vector<float>& a, const std::vector<double>& b) {
+  double ab = 0, aa = 0, bb = 0;
+  for (std::size_t i = 0; i < b.size(); ++i) ab += a[i] * b[i], aa += double(a[i]) * a[i], bb += b[i] * b[i];
+  return ab / std::sqrt(aa * bb);
+}
+
+bool cpu_has_bf16() {
+  return engine::cpu_bf16_support() != engine::CpuBf16::kNone;
+}
+
+// The compute types of the CPU: fp32 (the exact reference) and bf16 products.
+class Esm2Precision : public ::testing::TestWithParam<engine::DType> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == engine::DType::kBF16 && !cpu_has_bf16())
+      GTEST_SKIP() << "no AVX512-BF16 or AMX-BF16 on this CPU";
+  }
+  void TearDown() override { engine::set_num_threads(1); }
+  Esm2 model(const std::string& fixture) const {
+    Esm2 m = Esm2::load(data(fixture));
+    m.set_compute_dtype(GetParam());
+    return m;
+  }
+};
+
+// Every embedding the same bits whatever the thread count and the token budget (all proteins in one
+// batch, or in batches of one and of three). The v1 padded path: across thread counts (its score GEMM
+// is shaped by the batch's longest sequence, so another batch may change the last bits, SPEC §4).
+TEST_P(Esm2Precision, BitIdenticalAcrossThreadsAndTokenBudgets) {
+  Esm2 m = model("esm2_small64");
   auto ps = proteins("esm2_small64");
-  PackedBatch batch = batch_of(ps);
-  auto run = [&](int threads, bool v1) {
+  engine::set_num_threads(1);
+  const Tensor whole = m.embed(batch_of(ps));
+  for (int threads : {1, 2}) {
     engine::set_num_threads(threads);
-    model.set_v1_attention(v1);
-    return model.embed(batch);
-  };
-  for (bool v1 : {false, true}) {
-    Tensor one = run(1, v1);
-    for (int threads : {2, 4}) {
-      Tensor many = run(threads, v1);
-      EXPECT_EQ(std::memcmp(one.raw(), many.raw(), one.nbytes()), 0) << threads << " threads, v1 " << v1;
+    for (std::size_t per_batch : {std::size_t{1}, std::size_t{3}}) {
+      for (std::size_t first = 0; first < ps.size(); first += per_batch) {
+        const std::vector<Protein> part(
+            ps.begin() + static_cast<std::ptrdiff_t>(first),
+            ps.begin() + static_cast<std::ptrdiff_t>(std::min(ps.size(), first + per_batch)));
+        const Tensor got = m.embed(batch_of(part));
+        for (std::size_t i = 0; i < part.size(); ++i)
+          EXPECT_EQ(row(got, static_cast<std::int64_t>(i)), row(whole, static_cast<std::int64_t>(first + i)))
+              << part[i].id << ": " << threads << " threads, " << per_batch << " per batch";
+      }
     }
   }
+  m.set_v1_attention(true);
   engine::set_num_threads(1);
+  const Tensor v1_one = m.embed(batch_of(ps));
+  engine::set_num_threads(2);
+  const Tensor v1_two = m.embed(batch_of(ps));
+  EXPECT_EQ(std::memcmp(v1_one.raw(), v1_two.raw(), v1_one.nbytes()), 0);
 }
+
+// bf16 products against the fixtures' float64 references: per-embedding cosine ≥ 0.999 and relative
+// L2 below 2 %, the tolerance for bf16 (8 significant bits in each operand, fp32 sums).
+TEST_P(Esm2Precision, MeansWithinThePrecisionsTolerance) {
+  const double min_cosine = GetParam() == engine::DType::kF32 ? 1 - 1e-9 : 0.999;
+  const double max_l2 = GetParam() == engine::DType::kF32 ? 1e-5 : 2e-2;
+  for (const std::string fixture : {"esm2_tiny", "esm2_small64"}) {
+    engine::set_num_threads(2);
+    Tensor mean = model(fixture).embed(batch_of(proteins(fixture)));
+    const auto& seqs = reference(fixture)["sequences"];
+    for (std::size_t i = 0; i < seqs.size(); ++i) {
+      const auto want = seqs[i]["mean"].get<std::vector<double>>();
+      const auto got = row(mean, static_cast<std::int64_t>(i));
+      EXPECT_GE(cosine(got, want), min_cosine) << fixture << " " << seqs[i]["id"];
+      EXPECT_LT(relative_l2(got.data(), want), max_l2) << fixture << " " << seqs[i]["id"];
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Cpu, Esm2Precision, ::testing::Values(engine::DType::kF32, engine::DType::kBF16),
+                         [](const auto& param_info) {
+                           return std::string(engine::dtype_name(param_info.param));
+                         });
 
 TEST(Esm2, MaskTokensUseTheExactDropoutRatio) {
   // <mask> rows are zeroed and the sequence scaled by 0.88 / (1 - masks/len): one mask among

@@ -115,6 +115,9 @@ RunResult run_program(const std::string& program, const std::vector<std::string>
     std::vector<std::string> copy = args;
     for (auto& a : copy) argv.push_back(a.data());
     argv.push_back(nullptr);
+    // The tests compare with fp32 references: pin `--precision auto` to fp32 (auto would pick bf16 on an
+    // AMX CPU), unless a test sets the variable itself.
+    ::setenv("VIRNUCPRO_DISABLE_FP16", "1", 0);
     if (!stdin_file.empty() && !std::freopen(stdin_file.c_str(), "rb", stdin)) std::_Exit(127);
     if (!std::freopen(out_path.c_str(), "wb", stdout)) std::_Exit(127);
     if (!std::freopen(err_path.c_str(), "wb", stderr)) std::_Exit(127);

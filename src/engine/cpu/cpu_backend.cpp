@@ -1,7 +1,12 @@
 #include "engine/cpu/cpu_backend.h"
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 
@@ -9,6 +14,63 @@
 
 namespace vnp::engine::cpu {
 namespace {
+
+// Per-op wall time while profiling is on (CPU ops are synchronous: the time is the op's own).
+class Profiler {
+ public:
+  void set(bool on) {
+    std::lock_guard lock(mutex_);
+    on_ = on;
+    entries_.clear();
+  }
+  bool on() const { return on_; }
+  void add(const std::string& op, double seconds) {
+    std::lock_guard lock(mutex_);
+    ProfileEntry& e = entries_[op];
+    e.op = op;
+    ++e.calls;
+    e.seconds += seconds;
+  }
+  std::vector<ProfileEntry> report() {
+    std::lock_guard lock(mutex_);
+    std::vector<ProfileEntry> out;
+    for (const auto& [op, e] : entries_) out.push_back(e);
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.seconds > b.seconds; });
+    return out;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::atomic<bool> on_ = false;
+  std::map<std::string, ProfileEntry> entries_;
+};
+
+Profiler& profiler() {
+  static Profiler p;
+  return p;
+}
+
+// Times the enclosing op when profiling is on; `name` is only built then.
+class OpTimer {
+ public:
+  template <typename Name>
+  explicit OpTimer(Name&& name) {
+    if (profiler().on()) {
+      name_ = name();
+      start_ = std::chrono::steady_clock::now();
+    }
+  }
+  ~OpTimer() {
+    if (!name_.empty())
+      profiler().add(name_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+  }
+  OpTimer(const OpTimer&) = delete;
+  OpTimer& operator=(const OpTimer&) = delete;
+
+ private:
+  std::string name_;
+  std::chrono::steady_clock::time_point start_;
+};
 
 constexpr std::size_t kAlignment = 64;  // a cache line, and enough for AVX-512 loads
 constexpr std::int64_t kElementGrain = 1 << 15;
@@ -36,6 +98,7 @@ class CpuBackend final : public Backend {
   MemoryInfo memory_info() override { return {}; }
 
   Tensor embedding(const Tensor& table, const Tensor& ids) override {
+    OpTimer timer([] { return std::string("embedding"); });
     const std::int64_t n = ids.dim(0), vocab = table.dim(0), width = table.dim(1);
     const auto* id = ids.data<std::int32_t>();
     for (std::int64_t i = 0; i < n; ++i)
@@ -52,22 +115,25 @@ class CpuBackend final : public Backend {
     return out;
   }
 
+  Tensor pack_linear_weight(const Tensor& weight) override {
+    return weight.with_backend_layout(pack(weight));
+  }
+
   Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, bool fuse_gelu) override {
-    const std::int64_t m = x.dim(0), k = x.dim(1), n = weight.dim(0);
-    Tensor out = Tensor::empty({m, n}, DType::kF32);
-    gemm_nt(m, n, k, x.data<float>(), k, weight.data<float>(), k, out.data<float>(), n,
-            bias.defined() ? bias.data<float>() : nullptr, false, fuse_gelu);
+    OpTimer timer([&] { return std::string(fuse_gelu ? "linear+gelu " : "linear ") + weight.describe(); });
+    Tensor out = Tensor::empty({x.dim(0), weight.dim(0)}, DType::kF32);
+    gemm(x, weight, bias, out, false, fuse_gelu);
     return out;
   }
 
   void linear_accumulate(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias) override {
-    const std::int64_t m = x.dim(0), k = x.dim(1), n = weight.dim(0);
-    gemm_nt(m, n, k, x.data<float>(), k, weight.data<float>(), k, out.data<float>(), n,
-            bias.defined() ? bias.data<float>() : nullptr, true, false);
+    OpTimer timer([&] { return "linear+residual " + weight.describe(); });
+    gemm(x, weight, bias, out, true, false);
   }
 
   Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
                     DType /*out_dtype: f32, checked by ops*/) override {
+    OpTimer timer([] { return std::string("layer_norm"); });
     Tensor out = Tensor::empty(x.shape(), DType::kF32);
     cpu::layer_norm(x.data<float>(), gamma.data<float>(), beta.data<float>(), eps, x.dim(0), x.dim(1),
                     out.data<float>());
@@ -84,6 +150,7 @@ class CpuBackend final : public Backend {
   }
 
   Tensor gated_gelu(const Tensor& x) override {
+    OpTimer timer([] { return std::string("gated_gelu"); });
     const std::int64_t half = x.dim(1) / 2;
     Tensor out = Tensor::empty({x.dim(0), half}, DType::kF32);
     cpu::gated_gelu(x.data<float>(), x.dim(0), half, out.data<float>());
@@ -91,6 +158,7 @@ class CpuBackend final : public Backend {
   }
 
   void add(Tensor& a, const Tensor& b) override {
+    OpTimer timer([] { return std::string("add"); });
     float* pa = a.data<float>();
     const float* pb = b.data<float>();
     parallel_for(a.numel(), kElementGrain, [&](std::int64_t s, std::int64_t e) {
@@ -99,6 +167,7 @@ class CpuBackend final : public Backend {
   }
 
   void scale(Tensor& x, float factor) override {
+    OpTimer timer([] { return std::string("scale"); });
     float* p = x.data<float>();
     parallel_for(x.numel(), kElementGrain, [&](std::int64_t s, std::int64_t e) {
       for (std::int64_t i = s; i < e; ++i) p[i] *= factor;
@@ -122,15 +191,19 @@ class CpuBackend final : public Backend {
 
   Tensor attention_varlen(const Tensor& q, const Tensor& k, const Tensor& v, const PackedBatch& batch,
                           const AttentionParams& p) override {
+    OpTimer timer(
+        [&] { return std::string(p.rotary_inv_freq.defined() ? "attention+rotary" : "attention"); });
     return attend(q, k, v, batch, p, false);
   }
 
   Tensor attention_padded(const Tensor& q, const Tensor& k, const Tensor& v, const PackedBatch& batch,
                           const AttentionParams& p) override {
+    OpTimer timer([] { return std::string("attention (v1 padded)"); });
     return attend(q, k, v, batch, p, true);
   }
 
   Tensor mean_pool_varlen(const Tensor& x, const std::vector<TokenRange>& ranges) override {
+    OpTimer timer([] { return std::string("mean_pool"); });
     const std::int64_t width = x.dim(1), n = static_cast<std::int64_t>(ranges.size());
     Tensor out = Tensor::empty({n, width}, DType::kF32);
     const float* in = x.data<float>();
@@ -164,6 +237,20 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  static std::shared_ptr<const PackedWeight> pack(const Tensor& weight) {
+    return pack_weight(weight.raw(), weight.dtype(), weight.dim(0), weight.dim(1), weight.dtype());
+  }
+
+  // A weight packed at load (pack_linear_weight) is used as it is; any other is packed for this call.
+  static void gemm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& out, bool accumulate,
+                   bool fuse_gelu) {
+    std::shared_ptr<const PackedWeight> packed =
+        weight.backend_layout() ? std::static_pointer_cast<const PackedWeight>(weight.backend_layout())
+                                : pack(weight);
+    gemm_packed(x.dim(0), x.data<float>(), *packed, out.data<float>(),
+                bias.defined() ? bias.data<float>() : nullptr, accumulate, fuse_gelu);
+  }
+
   static Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, const PackedBatch& batch,
                        const AttentionParams& p, bool padded) {
     if (p.rotary_inv_freq.defined()) {  // rotate copies, then attend without rotary
@@ -185,6 +272,14 @@ class CpuBackend final : public Backend {
 };
 
 }  // namespace
+
+void set_profiling(bool on) {
+  profiler().set(on);
+}
+
+std::vector<ProfileEntry> profile_report() {
+  return profiler().report();
+}
 
 Backend& backend() {
   static CpuBackend b;

@@ -17,7 +17,6 @@ int device_count() noexcept;
 const char* unavailable_reason() noexcept;
 
 // The backend of GPU `index`; throws DeviceError("... no CUDA device ...") when it does not exist.
-// Matches engine::BackendFactory, so engine/backend.cpp can register it.
 Backend& backend(int index);
 
 // Memory statistics of one GPU's arena (tests, logs).
