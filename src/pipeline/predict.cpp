@@ -80,9 +80,9 @@ void add_record(const io::SequenceRecord& record, const seq::RecordFrames& split
   p.scores.id = record.id;
   p.scores.length = record.sequence.size();
   p.scores.source = record.source;
-  // Below --min-length: reported too_short, nothing goes to the encoders.
+  // Below --min-length: still scored, since the original's two files never depend on the filters
+  // (SPEC §4); the per-sequence call says too_short and virus.fna leaves it out.
   p.scores.too_short = record.sequence.size() < min_length;
-  if (p.scores.too_short) return;
   p.scores.num_chunks = split.chunks.size();
   for (const auto& c : split.chunks) p.scores.spans.push_back(c.span);
   if (!split.frames.empty()) p.scores.sequence = record.sequence;  // for virus.fna, until it is scored

@@ -286,9 +286,14 @@ TEST(ResultFiles, NotScoredReasonsAreCountedApart) {
   EXPECT_EQ(test::read_file(dir / "out/sequence_summary.tsv"),
             "seq_id\tlength\tchunks\tscored_chunks\tviral_chunks\tviral_fraction\tvirus_score\tcall\tsource\n"
             "stops\t15\t1\t0\t0\tNA\tNA\tno_valid_frame\t" +
-                path + "\n" + "short\t3\t0\t0\t0\tNA\tNA\ttoo_short\t" + path + "\n");
-  EXPECT_EQ(test::read_file(dir / "out/chunks.tsv"),
-            "seq_id\tchunk\tstart\tend\tframe\tvirus_score\nstops\t1\t1\t15\tNA\tNA\n");
+                path + "\n" + "short\t3\t1\t0\t0\tNA\tNA\ttoo_short\t" + path + "\n");
+  // The short record is still scored (the original's files never depend on the filters): its chunk
+  // has a row; only its call says too_short.
+  const std::string chunks = test::read_file(dir / "out/chunks.tsv");
+  EXPECT_TRUE(
+      chunks.starts_with("seq_id\tchunk\tstart\tend\tframe\tvirus_score\nstops\t1\t1\t15\tNA\tNA\n"
+                         "short\t1\t1\t3\t"))
+      << chunks;
   EXPECT_EQ(test::read_file(dir / "out/virus.fna"), "");
 }
 
@@ -328,7 +333,7 @@ TEST(Filters, MinScoreDecidesTheChunksAndLeavesTheOriginalFilesAlone) {
     }
 }
 
-TEST(Filters, MinLengthRecordsAreNotScored) {
+TEST(Filters, MinLengthRecordsAreReportedTooShortAndTheOriginalFilesStay) {
   test::ScratchDir dir;
   const std::string input = test::data_path("preprocess/coding.fa").string();
   ASSERT_EQ(predict({input}, dir / "all").exit_code, 0);
@@ -341,19 +346,12 @@ TEST(Filters, MinLengthRecordsAreNotScored) {
   const Table summary = test::read_tsv(dir / "long/sequence_summary.tsv");
   for (std::size_t i = 1; i < summary.size(); ++i)
     EXPECT_EQ(summary[i][7] == "too_short", too_short.count(summary[i][0]) == 1) << summary[i][0];
-  // Not sent to the encoders: no frame of theirs scored; the others' rows are the unfiltered run's.
-  std::string want;
-  std::istringstream all_rows(test::read_file(dir / "all/prediction_results.txt"));
-  std::size_t frames = 0;
-  for (std::string line; std::getline(all_rows, line);) {
-    const std::string id = line.substr(0, line.find("_chunk_"));
-    if (too_short.count(id)) continue;
-    want += line + "\n";
-    ++frames;
-  }
-  EXPECT_EQ(test::read_file(dir / "long/prediction_results.txt"), want);
+  // SPEC §4: the original's two files never depend on the filters.
+  for (const char* f : {"prediction_results.txt", "prediction_results_highestscore.csv"})
+    EXPECT_EQ(test::read_file(dir / "long" / f), test::read_file(dir / "all" / f)) << f;
+  const auto virus = read_fasta((dir / "long/virus.fna").string());
+  for (const auto& [id, seq] : virus) EXPECT_EQ(too_short.count(id.substr(0, id.find(' '))), 0u) << id;
   const json counts = json::parse(test::read_file(dir / "long/run.json")).at("counts");
-  EXPECT_EQ(counts.at("frames"), frames - 1);  // the header line is no frame
   EXPECT_EQ(counts.at("too_short"), too_short.size());
 }
 
