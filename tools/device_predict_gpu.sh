@@ -17,7 +17,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee 
 
 tiny=(--esm-model tests/data/esm2_tiny --dnabert-model tests/data/dnabert2_tiny
       --classifier tests/data/mlp/mlp_tiny_160x32.pth -q --force)
-"$bin/virnucpro" predict tests/data/preprocess/coding.fa -o "$work/cpu" --device cpu "${tiny[@]}"
+"$bin/virnucpro" predict tests/data/preprocess/coding.fa -o "$work/cpu" --device cpu --precision fp32 "${tiny[@]}"
 for d in $devices; do
   for p in fp32 fp16 bf16; do
     o="$work/gpu_${p}_${d//[:,]/_}"

@@ -147,7 +147,8 @@ Tensor embedding(const Tensor& table, const Tensor& ids) {
 
 Tensor pack_linear_weight(const Tensor& weight) {
   require(weight.defined() && weight.ndim() == 2 &&
-              (float_dtype_ok(weight) || (weight.device().is_cpu() && weight.dtype() == DType::kBF16)),
+              (float_dtype_ok(weight) || (weight.device().is_cpu() && weight.dtype() == DType::kBF16) ||
+               (!weight.device().is_cpu() && weight.dtype() == DType::kF8E4M3)),
           "pack_linear_weight",
           "weight must be 2-D f32 or bf16 (or f16/f8 on a GPU), got " + weight.describe());
   return backend_for(weight.device()).pack_linear_weight(weight);
