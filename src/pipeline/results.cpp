@@ -198,8 +198,6 @@ void write_virus_record(std::string& out, const RecordScores& record, const Sequ
   io::append_fasta_record(out, record.id, description, record.sequence, io::FastaWriter::kBiopythonWidth);
 }
 
-namespace {
-
 std::vector<std::string_view> split_tabs(std::string_view line) {
   std::vector<std::string_view> fields;
   for (std::size_t start = 0;;) {
@@ -209,6 +207,8 @@ std::vector<std::string_view> split_tabs(std::string_view line) {
     start = tab + 1;
   }
 }
+
+namespace {
 
 bool parse_count(std::string_view field, std::uint64_t& value) {
   const auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), value);

@@ -95,6 +95,9 @@ struct CallCounts {
 // "20000 sequences: 7663 virus (38.3 %), 2810 others, 9527 not scored (no stop-free frame) → out/"
 std::string format_call_counts(const CallCounts& counts, const std::string& output_dir);
 
+// The tab-separated fields of one line of a result file (the views point into `line`).
+std::vector<std::string_view> split_tabs(std::string_view line);
+
 // prediction_results.txt: header, then one row per frame (Prediction = virus iff score2 > score1).
 void write_prediction_header(std::ostream& out);
 void write_prediction_rows(std::ostream& out, const RecordScores& record);
